@@ -1,0 +1,38 @@
+# Trident: `make demo` runs the main job on the built-in data, `make test` runs the whole test suite.
+# Both create the environment first (uv, pinned by uv.lock); nothing needs installing by hand.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+TOOLS  := .tools
+UV     := $(TOOLS)/bin/uv
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV_VERSION := 0.13.8
+DEMO_ARGS ?=
+
+.PHONY: env demo test test-fast bench-list clean help
+
+help:
+	@echo "make demo   - set up and run the main job on the built-in synthetic data"
+	@echo "make test   - set up and run the whole test suite"
+	@echo "make env    - only create/update the environment (.venv)"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	@touch $@
+
+env: $(VENV)/.synced
+
+demo: env
+	$(VENV)/bin/trident run $(DEMO_ARGS)
+
+test: env
+	$(PY) -m pytest
+
+test-fast: env
+	$(PY) -m pytest -m "not slow"
+
+clean:
+	rm -rf runs mlruns mlflow.db .pytest_cache

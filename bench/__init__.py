@@ -1,0 +1,1 @@
+"""Benchmark suites: ``python -m bench <suite>``. Each prints a table and writes JSON."""

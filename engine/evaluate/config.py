@@ -1,0 +1,12 @@
+"""Config schema for this stage (registered by engine.config.schema)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field  # noqa: F401
+from typing import Any, Optional  # noqa: F401
+
+
+@dataclass
+class KpiConfig:
+    """KPI thresholds, constraints and the cost matrix (conf/kpi)."""
+
+    enabled: bool = True

@@ -1,0 +1,1 @@
+"""Export: packaged models (ONNX + feature artifacts) and the Triton model repository."""

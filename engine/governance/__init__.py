@@ -1,0 +1,1 @@
+"""Governance: sensitive attributes, proxies, fairness, audit."""

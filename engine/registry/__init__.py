@@ -1,0 +1,1 @@
+"""Run records, provenance, MLflow tracking and the model registry."""

@@ -1,0 +1,1 @@
+"""Training: estimator registry, search, splits and Trident's own GBDT."""
