@@ -29,9 +29,11 @@ EPILOG = """examples:
 """
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+def _add_common(p: argparse.ArgumentParser, sub: bool = False) -> None:
+    # On a sub-command the flags must not reset what was given before the command (trident -q run).
+    extra = {"default": argparse.SUPPRESS} if sub else {}
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks", **extra)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines", **extra)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -46,7 +48,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        _add_common(p)
+        _add_common(p, sub=True)
         if name == command:
             importlib.import_module(module).add_arguments(p)
     return parser

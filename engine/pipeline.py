@@ -186,7 +186,7 @@ def run_pipeline(cfg: Any, overrides: list[str] | None = None, run_id: str | Non
     stages = STAGES if stages is None else stages
     backend = select_backend(getattr(cfg.backend.name, "value", cfg.backend.name))
     run_id = run_id or new_run_id()
-    run_dir = Path(cfg.runs_dir) / run_id
+    run_dir = Path(cfg.runs_dir).resolve() / run_id
     if run_dir.exists():
         raise TridentError(f"run folder {run_dir} already exists; choose another run id")
     run_dir.mkdir(parents=True)

@@ -56,7 +56,9 @@ class Manifest:
     def add_file(self, path: str | os.PathLike) -> dict[str, Any]:
         """Record a file this run wrote (path relative to the run folder)."""
         p = Path(path)
-        rel = str(p.resolve().relative_to(self.run_dir.resolve())) if p.is_absolute() else str(p)
+        if not p.is_absolute() and not p.exists():
+            p = self.run_dir / p
+        rel = str(p.resolve().relative_to(self.run_dir.resolve()))
         full = self.run_dir / rel
         rec = {"path": rel, "sha256": sha256_file(full), "bytes": full.stat().st_size}
         self.data["files"] = [f for f in self.data["files"] if f["path"] != rel] + [rec]
