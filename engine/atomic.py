@@ -49,6 +49,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Pat
         writer(tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; artifacts are read by other processes/users
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

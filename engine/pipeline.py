@@ -33,6 +33,13 @@ STAGES: list[tuple[str, str]] = [
     ("ingest", "engine.data.stage:ingest"),
     ("validate", "engine.data.stage:validate"),
     ("profile", "engine.data.profiling:stage"),
+    ("govern", "engine.train.stage:govern"),
+    ("split", "engine.train.stage:split"),
+    ("features", "engine.train.stage:features"),
+    ("train", "engine.train.stage:train"),
+    ("evaluate", "engine.evaluate.stage:evaluate"),
+    ("select", "engine.evaluate.stage:select"),
+    ("register", "engine.registry.stage:register"),
 ]
 
 

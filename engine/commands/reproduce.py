@@ -13,6 +13,9 @@ from typing import Any
 from engine.errors import TridentError
 
 VOLATILE_METRIC_WORDS = ("latency", "seconds", "_ms", "throughput", "per_s", "rows_s", "time")
+#: JSON keys that legitimately differ between two runs of the same config (identity and timing).
+VOLATILE_JSON_KEYS = {"run_id", "fit_seconds", "seconds", "started", "ended", "updated", "pid",
+                      "mlflow_run_id", "created", "timestamp"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,8 +49,30 @@ def _volatile(name: str) -> bool:
     return any(w in n for w in VOLATILE_METRIC_WORDS)
 
 
-def compare(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per output: kind, name, identical (True/False/None for volatile), old and new values."""
+def _strip(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE_JSON_KEYS}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+def _same_json(a: Path, b: Path) -> bool:
+    """Two JSON files equal once run ids and timings are set aside."""
+    import json
+
+    try:
+        return _strip(json.loads(a.read_text())) == _strip(json.loads(b.read_text()))
+    except (OSError, ValueError):
+        return False
+
+
+def compare(old: dict[str, Any], new: dict[str, Any], old_dir: Path | None = None,
+            new_dir: Path | None = None) -> list[dict[str, Any]]:
+    """One row per output: kind, name, identical (True/False/None for volatile), old and new values.
+
+    A JSON file whose bytes differ only in run ids or timings counts as identical (``note`` says so).
+    """
     rows = []
     for name in sorted(set(old.get("datasets", {})) | set(new.get("datasets", {}))):
         a = old.get("datasets", {}).get(name, {}).get("sha256")
@@ -56,8 +81,13 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
     of = {f["path"]: f["sha256"] for f in old.get("files", [])}
     nf = {f["path"]: f["sha256"] for f in new.get("files", [])}
     for name in sorted(set(of) | set(nf)):
-        rows.append({"kind": "file", "name": name, "identical": of.get(name) == nf.get(name),
-                     "old": of.get(name), "new": nf.get(name)})
+        same = of.get(name) == nf.get(name)
+        note = ""
+        if (not same and name.endswith(".json") and old_dir is not None and new_dir is not None
+                and name in of and name in nf and _same_json(old_dir / name, new_dir / name)):
+            same, note = True, "equal except run id / timings"
+        rows.append({"kind": "file", "name": name, "identical": same, "old": of.get(name), "new": nf.get(name),
+                     "note": note})
     om, nm = old.get("metrics", {}), new.get("metrics", {})
     for name in sorted(set(om) | set(nm)):
         a, b = om.get(name), nm.get(name)
@@ -90,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     cfg.runs_dir = str(src.parent)
     ctx = run_pipeline(cfg, overrides=old.get("overrides", []))
     new = ctx.manifest.data
-    rows = compare(old, new)
+    rows = compare(old, new, src, ctx.run_dir)
     from rich.console import Console
     from rich.table import Table
 
@@ -99,6 +129,8 @@ def main(args: argparse.Namespace) -> int:
         table.add_column(col)
     for r in rows:
         res = "varies (timing)" if r["identical"] is None else ("identical" if r["identical"] else "DIFFERS")
+        if r.get("note"):
+            res += f" ({r['note']})"
         table.add_row(r["kind"], r["name"], res, _short(r["old"]), _short(r["new"]))
     if not console.quiet():
         Console().print(table)
