@@ -7,6 +7,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 DEMO_ARGS ?=
+# Byte-code caches make imports (numba, dask, sklearn) several times faster on repeated runs.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: env demo test test-fast bench-list clean help
 

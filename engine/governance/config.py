@@ -14,6 +14,6 @@ class GovernanceConfig:
                                                           "ethnicity", "religion"])
     #: Flag a feature as a proxy of a sensitive attribute when their association exceeds this (Cramér's V
     #: or |correlation|).
-    proxy_threshold: float = 0.5
+    proxy_threshold: float = 0.7
     #: Drop detected proxies from the features too.
     drop_proxies: bool = True

@@ -25,3 +25,14 @@ class Candidate:
     #: Library that fitted it ("sklearn", "cuml", "trident").
     library: str = "sklearn"
     notes: list[str] = field(default_factory=list)
+    #: Seed the refit estimator was built with (the best trial's seed).
+    seed: int = 0
+    #: How the search ran: method, trials, folds, seconds, early stopping of the refit, validation score.
+    search: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """Everything but the estimator, as JSON-able data (what candidates.json holds)."""
+        return {"name": self.name, "params": dict(self.params), "cv": dict(self.cv), "trials": list(self.trials),
+                "fit_seconds": float(self.fit_seconds), "interpretable": bool(self.interpretable),
+                "library": self.library, "notes": list(self.notes), "seed": int(self.seed),
+                "search": dict(self.search), "estimator_class": type(self.estimator).__name__}
