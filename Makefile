@@ -31,10 +31,10 @@ demo: env
 	$(VENV)/bin/trident run $(DEMO_ARGS)
 
 test: env
-	$(PY) -m pytest
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest
 
 test-fast: env
-	$(PY) -m pytest -m "not slow"
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -m "not slow"
 
 clean:
 	rm -rf runs mlruns mlflow.db .pytest_cache
