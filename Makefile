@@ -10,7 +10,7 @@ DEMO_ARGS ?=
 # Byte-code caches make imports (numba, dask, sklearn) several times faster on repeated runs.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: env demo test test-fast bench-list clean help
+.PHONY: env triton-env demo test test-fast clean help
 
 help:
 	@echo "make demo   - set up and run the main job on the built-in synthetic data"
@@ -27,14 +27,19 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 env: $(VENV)/.synced
 
-demo: env
-	$(VENV)/bin/trident run $(DEMO_ARGS)
+# The Triton server's own environment (NumPy 1.26 + onnxruntime + the nvidia-pytriton wheel); idempotent.
+triton-env: env
+	$(PY) -m engine.serve.tritonenv
 
-test: env
+demo: env triton-env
+	$(VENV)/bin/trident run deploy.enabled=true $(DEMO_ARGS)
+
+test: env triton-env
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest
 
-test-fast: env
+test-fast: env triton-env
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -m "not slow"
 
 clean:
-	rm -rf runs mlruns mlflow.db .pytest_cache
+	-$(VENV)/bin/trident serve --stop 2>/dev/null
+	rm -rf runs mlruns mlflow.db .pytest_cache deployments

@@ -40,6 +40,7 @@ STAGES: list[tuple[str, str]] = [
     ("evaluate", "engine.evaluate.stage:evaluate"),
     ("select", "engine.evaluate.stage:select"),
     ("register", "engine.registry.stage:register"),
+    ("deploy", "engine.serve.deploy:deploy_stage"),
 ]
 
 
