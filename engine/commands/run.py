@@ -31,6 +31,9 @@ def summarise(ctx: Any) -> None:
     for key in ("report_html", "model_card_html", "serving"):
         if key in ctx.state:
             console.out(f"  {key.replace('_', ' ')}: {ctx.state[key]}")
+    if "serving" in ctx.state and ctx.cfg.deploy.get("keep_serving", True):
+        console.out("  the server keeps running: `trident predict --input F --output F` scores a file; "
+                    "`trident serve --stop` stops it")
     if m.data.get("mlflow"):
         console.out(f"  mlflow:  {m['mlflow']['tracking_uri']} (run {m['mlflow']['run_id']})")
 

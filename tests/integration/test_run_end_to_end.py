@@ -102,3 +102,29 @@ def test_reproduce_detects_a_changed_output(trident):
     (run / "manifest.json").write_text(json.dumps(m))
     rep = trident("reproduce", run.name)
     assert rep.returncode == 1 and "differs: raw" in rep.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.triton
+def test_make_demo_path_serves_and_predicts_through_triton(tmp_path):
+    """`make demo` on small data: set-up (no-op when current), the whole pipeline, deployment to a real
+    Triton server, predictions over gRPC; the server is stopped afterwards (keep_serving=false)."""
+    import os
+
+    from tests.conftest import REPO
+
+    args = " ".join([
+        "data.rows=3000", "search=none", f"runs_dir={tmp_path / 'runs'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"deploy.export.repository={tmp_path / 'repo'}",
+        f"deploy.records_dir={tmp_path / 'deployments'}", "deploy.keep_serving=false",
+    ])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    res = subprocess.run(["make", "--no-print-directory", "demo", f"DEMO_ARGS={args}"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "scored by Triton (gRPC" in res.stderr
+    assert "succeeded" in res.stdout and "results:" in res.stdout
+    m = _manifest(_only_run(tmp_path))
+    for gate in ("validation", "kpi", "onnx_parity", "deploy_parity", "deploy_integration", "deploy_load_test"):
+        assert m["gates"][gate]["passed"], gate
+    assert m["deployment"]["status"] == "promoted"
