@@ -1,0 +1,193 @@
+"""Gradient-boosted trees: trident_gbdt beside scikit-learn HistGradientBoosting, LightGBM and XGBoost.
+
+``python -m bench gbdt [--rows N] [--features F] [--iterations I] [--device cpu|gpu]``
+
+Data: ``make_classification(rows + test rows, features)`` as float32 (default 1M x 20, plus 20% more
+rows held out). Every model gets the same settings: depth-wise trees of depth 6, learning rate 0.1,
+``--iterations`` trees, 255 bins, no L2, at least 20 rows per leaf (XGBoost has no such constraint;
+its ``min_child_weight`` is set to the same 1e-3 hessian floor), early stopping off, all cores. For each
+the table shows the fit time, the held-out ROC AUC and the prediction throughput (rows/s) on the
+held-out rows, all in the same run on the same data. LightGBM and XGBoost (the project's optional
+``bench`` extra) are used when importable, and shown as "not installed" otherwise.
+
+``--device gpu``: the data on the GPU as CuPy arrays; trident_gbdt trains and predicts there with
+the CUDA twins (data stays on the device). Shown beside scikit-learn on the machine's CPU cores and
+trident_gbdt's CPU path, same data. ``gpu_check_rows()`` runs the same comparison for
+``bench/gpu_check.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+DEPTH = 6
+LEARNING_RATE = 0.1
+BINS = 255
+MIN_LEAF = 20
+
+
+def make_data(rows: int, features: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X_train, y_train, X_test, y_test), float32 features; the test set is 20% of ``rows`` more."""
+    from sklearn.datasets import make_classification
+
+    n_test = max(1000, rows // 5)
+    X, y = make_classification(n_samples=rows + n_test, n_features=features, random_state=seed)
+    X = X.astype(np.float32)
+    return X[:rows], y[:rows], X[rows:], y[rows:]
+
+
+def _models(iterations: int) -> dict[str, Any]:
+    """name -> zero-argument factory, or a "not installed" string."""
+    import os
+
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from engine.train.gbdt import TridentGBDTClassifier
+
+    cores = os.cpu_count() or 1
+    out: dict[str, Any] = {
+        "trident_gbdt": lambda: TridentGBDTClassifier(
+            n_estimators=iterations, max_depth=DEPTH, learning_rate=LEARNING_RATE, max_bins=BINS,
+            min_samples_leaf=MIN_LEAF, l2_regularization=0.0, random_state=0),
+        "sklearn HistGradientBoosting": lambda: HistGradientBoostingClassifier(
+            max_iter=iterations, max_depth=DEPTH, max_leaf_nodes=None, learning_rate=LEARNING_RATE, max_bins=BINS,
+            min_samples_leaf=MIN_LEAF, l2_regularization=0.0, early_stopping=False, random_state=0),
+    }
+    try:
+        import lightgbm
+
+        out["LightGBM"] = lambda: lightgbm.LGBMClassifier(
+            n_estimators=iterations, max_depth=DEPTH, num_leaves=2**DEPTH, learning_rate=LEARNING_RATE, max_bin=BINS,
+            min_child_samples=MIN_LEAF, min_child_weight=1e-3, reg_lambda=0.0, n_jobs=cores, verbose=-1, random_state=0)
+    except ImportError:
+        out["LightGBM"] = "not installed"
+    try:
+        import xgboost
+
+        out["XGBoost"] = lambda: xgboost.XGBClassifier(
+            n_estimators=iterations, max_depth=DEPTH, learning_rate=LEARNING_RATE, tree_method="hist", max_bin=BINS + 1,
+            reg_lambda=0.0, min_child_weight=1e-3, n_jobs=cores, random_state=0)
+    except ImportError:
+        out["XGBoost"] = "not installed"
+    return out
+
+
+def _sync(xp: Any) -> None:
+    if xp is not np:
+        xp.cuda.Device().synchronize()
+
+
+def measure(name: str, factory: Any, X: Any, y: Any, Xt: Any, yt: np.ndarray) -> dict[str, Any]:
+    """Fit and predict once (after a small warm-up fit that compiles what a first call compiles)."""
+    from sklearn.metrics import roc_auc_score
+
+    from engine.backend import get_namespace, to_numpy
+
+    xp = get_namespace(X)
+    factory().set_params(**_tiny_params(name)).fit(X[:2000], y[:2000])
+    _sync(xp)
+    t0 = time.perf_counter()
+    model = factory().fit(X, y)
+    _sync(xp)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    proba = model.predict_proba(Xt)
+    _sync(xp)
+    pred_s = time.perf_counter() - t0
+    auc = roc_auc_score(yt, np.asarray(to_numpy(proba))[:, 1])
+    return {"model": name, "fit_s": fit_s, "auc": float(auc), "predict_rows_per_s": Xt.shape[0] / pred_s}
+
+
+def _tiny_params(name: str) -> dict[str, Any]:
+    if name.startswith("sklearn"):
+        return {"max_iter": 2}
+    return {"n_estimators": 2}
+
+
+def _row(r: dict[str, Any], fastest: float) -> list[Any]:
+    if "note" in r:
+        return [r["model"], r["note"], "", "", ""]
+    return [r["model"], r["fit_s"], f"{r['fit_s'] / fastest:.2f}x", r["auc"], f"{r['predict_rows_per_s']:,.0f}"]
+
+
+def run_cpu(rows: int, features: int, iterations: int) -> dict[str, Any]:
+    from bench.common import print_table
+
+    X, y, Xt, yt = make_data(rows, features)
+    results = []
+    for name, factory in _models(iterations).items():
+        if isinstance(factory, str):
+            results.append({"model": name, "note": factory})
+            continue
+        results.append(measure(name, factory, X, y, Xt, yt))
+        print(f"  {name}: fit {results[-1]['fit_s']:.2f} s, AUC {results[-1]['auc']:.4f}", flush=True)
+    timed = [r for r in results if "fit_s" in r]
+    fastest = min(r["fit_s"] for r in timed)
+    ours = next(r for r in timed if r["model"] == "trident_gbdt")
+    title = (f"gbdt: {rows:,} x {features} float32 (make_classification), {iterations} trees of depth {DEPTH}, "
+             f"lr {LEARNING_RATE}, {BINS} bins; test {Xt.shape[0]:,} rows")
+    print_table(title, ["model", "fit s", "vs fastest", "ROC AUC", "predict rows/s"], [_row(r, fastest) for r in results])
+    verdict = ours["fit_s"] <= 1.5 * fastest
+    print(f"goal: trident_gbdt within 1.5x of the fastest fit: {ours['fit_s'] / fastest:.2f}x -> "
+          f"{'met' if verdict else 'NOT met'}")
+    return {"rows": rows, "features": features, "iterations": iterations, "results": results,
+            "trident_vs_fastest": ours["fit_s"] / fastest}
+
+
+def gpu_check_rows(rows: int = 1_000_000, features: int = 20, iterations: int = 100) -> list[dict[str, Any]]:
+    """trident_gbdt on the GPU (CuPy input) beside scikit-learn and trident_gbdt on the CPU cores.
+
+    Returns one dict per model: ``model``, ``fit_s``, ``auc``, ``predict_rows_per_s`` and, for the
+    GPU row, ``speedup_vs_sklearn`` and ``auc_diff_vs_cpu``.
+    """
+    import cupy
+
+    X, y, Xt, yt = make_data(rows, features)
+    models = _models(iterations)
+    out = [measure("sklearn HistGradientBoosting (CPU)", models["sklearn HistGradientBoosting"], X, y, Xt, yt),
+           measure("trident_gbdt (CPU)", models["trident_gbdt"], X, y, Xt, yt)]
+    gpu = measure("trident_gbdt (GPU, CuPy)", models["trident_gbdt"], cupy.asarray(X), cupy.asarray(y), cupy.asarray(Xt), yt)
+    gpu["speedup_vs_sklearn"] = out[0]["fit_s"] / gpu["fit_s"]
+    gpu["auc_diff_vs_cpu"] = gpu["auc"] - out[1]["auc"]
+    out.append(gpu)
+    return out
+
+
+def run_gpu(rows: int, features: int, iterations: int) -> dict[str, Any]:
+    from bench.common import print_table
+
+    results = gpu_check_rows(rows, features, iterations)
+    gpu = results[-1]
+    rows_out = [[r["model"], r["fit_s"], r["auc"], f"{r['predict_rows_per_s']:,.0f}"] for r in results]
+    print_table(f"gbdt on the GPU: {rows:,} x {features} float32, {iterations} trees of depth {DEPTH}",
+                ["model", "fit s", "ROC AUC", "predict rows/s"], rows_out)
+    print(f"goal: GPU fit at least 10x faster than scikit-learn on this machine's CPU cores: "
+          f"{gpu['speedup_vs_sklearn']:.1f}x -> {'met' if gpu['speedup_vs_sklearn'] >= 10 else 'NOT met'}")
+    return {"rows": rows, "features": features, "iterations": iterations, "results": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench gbdt", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--features", type=int, default=20)
+    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    args = p.parse_args(argv)
+    from bench.common import write_results
+
+    t0 = time.perf_counter()
+    if args.device == "gpu":
+        payload = run_gpu(args.rows, args.features, args.iterations)
+    else:
+        payload = run_cpu(args.rows, args.features, args.iterations)
+    payload["wall_seconds"] = time.perf_counter() - t0
+    write_results("gbdt_gpu" if args.device == "gpu" else "gbdt", payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

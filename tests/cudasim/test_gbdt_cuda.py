@@ -1,0 +1,121 @@
+"""The CUDA twins of the gradient-boosted-tree kernels under the Numba CUDA simulator (tiny grids, in a
+subprocess), against their CPU twins and NumPy references; then a whole tree grown with the CUDA twins
+against the same tree grown with the CPU twins."""
+from __future__ import annotations
+
+KERNELS = """
+import numpy as np
+from kernels import gbdt_binning as B, gbdt_hist as H, gbdt_loss as L, gbdt_partition as P, gbdt_predict as PR, gbdt_split as S
+
+rng = np.random.default_rng(3)
+n, f = 160, 5
+x = rng.normal(size=(n, f)).astype(np.float32)
+x[rng.random((n, f)) < 0.1] = np.nan
+x[:, 1] = np.round(x[:, 1])
+x[0, 0], x[1, 0] = np.inf, -np.inf
+edges, nb = B.bin_edges(x, 16)
+ref = B.apply_bins_reference(x, edges, nb)
+assert np.array_equal(B.apply_bins_cpu(x, edges, nb), ref)
+assert np.array_equal(B.apply_bins_cuda(x, edges, nb, blocks=2, threads=32), ref), "binning"
+
+raw = rng.normal(size=n)
+y = (rng.random(n) < 0.4).astype(np.float32)
+for loss in ("log_loss", "squared_error"):
+    want = L.gradients_reference(loss, raw, y)
+    np.testing.assert_allclose(L.gradients_cpu(loss, raw, y), want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(L.gradients_cuda(loss, raw, y, blocks=2, threads=32), want, rtol=1e-6, atol=1e-7)
+gh = L.gradients_reference("log_loss", raw, y)
+
+rows = np.sort(rng.choice(n, 150, replace=False)).astype(np.int32)
+starts, counts, slots = np.array([0, 60, 75]), np.array([60, 15, 75]), np.array([2, 0, 1])
+feats = np.array([0, 1, 3, 4])
+h_ref, h_cpu, h_gpu = H.new_pool(4, f), H.new_pool(4, f), H.new_pool(4, f)
+h_gpu[:] = 7.0
+H.build_histograms_reference(ref, gh, rows, starts, counts, slots, feats, h_ref)
+H.build_histograms_cpu(ref, gh, rows, starts, counts, slots, feats, h_cpu)
+H.build_histograms_cuda(ref, gh, rows, starts, counts, slots, feats, h_gpu)
+sel = np.zeros((4, f), bool)
+sel[slots[:, None], feats[None, :]] = True
+np.testing.assert_allclose(h_cpu[sel], h_ref[sel], atol=1e-9)
+np.testing.assert_allclose(h_gpu[sel], h_ref[sel], rtol=1e-6, atol=1e-6)
+assert np.all(h_gpu[~sel] == 7.0), "histogram wrote outside its slots and features"
+np.testing.assert_array_equal(h_gpu[sel][..., 2], h_ref[sel][..., 2])
+
+for sub in (H.subtract_histograms_cpu, H.subtract_histograms_cuda):
+    z = h_ref.copy()
+    sub(z, [2], [0], feats)
+    np.testing.assert_allclose(z[2][feats], h_ref[2][feats] - h_ref[0][feats], atol=1e-12)
+    assert np.array_equal(z[3], h_ref[3])
+
+sums = np.stack([h_ref[s, 0].sum(axis=0) for s in slots])
+params = S.SplitParams(l2=0.5, min_samples_leaf=5, min_child_weight=0.01)
+s_ref = S.find_splits_reference(h_ref, slots, sums, feats, nb, params)
+s_cpu = S.find_splits_cpu(h_ref, slots, sums, feats, nb, params)
+s_gpu = S.find_splits_cuda(h_ref, slots, sums, feats, nb, params)
+for a, b, c in zip(s_ref, s_cpu, s_gpu):
+    np.testing.assert_allclose(np.asarray(b, float), np.asarray(a, float), rtol=1e-9)
+    np.testing.assert_array_equal(np.asarray(c), np.asarray(b))
+assert np.all(s_ref.feature >= 0)
+
+bins_t = np.ascontiguousarray(ref.T)
+outs = []
+for part in (P.partition_rows_reference, P.partition_rows_cpu, P.partition_rows_cuda):
+    o = np.full_like(rows, -1)
+    lc = part(bins_t, rows, o, starts, counts, s_ref.feature, s_ref.bin, s_ref.missing_left)
+    outs.append((np.asarray(lc), o))
+for lc, o in outs[1:]:
+    np.testing.assert_array_equal(lc, outs[0][0])
+    np.testing.assert_array_equal(o, outs[0][1])
+np.testing.assert_array_equal(outs[0][0], s_ref.left[:, 2].astype(np.int64))
+
+forest = PR.Forest(np.array([0, 3]), np.array([0, -1, -1, 1, -1, -1], np.int32),
+                   np.array([edges[0, 2], 0, 0, np.inf, 0, 0], np.float32), np.array([2, 0, 0, nb[1] - 1, 0, 0], np.int32),
+                   np.array([1, 0, 0, 0, 0, 0], np.uint8), np.array([1, 0, 0, 1, 0, 0], np.int32),
+                   np.array([2, 0, 0, 2, 0, 0], np.int32), np.array([0, -1.0, 1.0, 0, 0.25, -0.5]))
+want = PR.predict_raw_reference(x, forest, np.zeros(n))
+np.testing.assert_allclose(PR.predict_raw_cpu(x, forest, np.zeros(n)), want)
+np.testing.assert_allclose(PR.predict_raw_cuda(x, forest, np.zeros(n), blocks=2, threads=32), want)
+np.testing.assert_allclose(PR.predict_binned_cuda(ref, forest, np.zeros(n), blocks=2, threads=32), want)
+leaf = PR.add_leaf_values_reference(np.zeros(n), rows, starts, counts, [1.0, 2.0, 3.0])
+np.testing.assert_array_equal(PR.add_leaf_values_cuda(np.zeros(n), rows, starts, counts, [1.0, 2.0, 3.0]), leaf)
+print("ok")
+"""
+
+GROWER = """
+import numpy as np
+from engine.train.gbdt_grow import GrowParams, TreeGrower
+from kernels.gbdt_binning import apply_bins_reference, bin_edges
+from kernels.gbdt_loss import gradients_reference
+
+rng = np.random.default_rng(8)
+n = 120
+x = rng.normal(size=(n, 3)).astype(np.float32)
+x[rng.random((n, 3)) < 0.1] = np.nan
+y = ((np.nan_to_num(x[:, 0]) + x[:, 1] > 0) | np.isnan(x[:, 0])).astype(np.float32)
+edges, nb = bin_edges(x, 12)
+bins = apply_bins_reference(x, edges, nb)
+gh = gradients_reference("log_loss", np.zeros(n), y)
+for params in (GrowParams(max_depth=2, min_samples_leaf=8), GrowParams(max_depth=None, max_leaves=4, min_samples_leaf=8)):
+    out = []
+    for impl in ("cpu", "cuda"):
+        grower = TreeGrower(bins, nb, params, impl=impl)
+        tree = grower.grow(gh, np.arange(n, dtype=np.int32), np.arange(3))
+        out.append((tree, grower.add_leaf_values(tree, np.zeros(n))))
+    (a, ra), (b, rb) = out
+    assert a.n_leaves >= 3, a.n_leaves
+    for name in ("feature", "split_bin", "missing_left", "left", "right", "count"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    np.testing.assert_allclose(b.value, a.value, rtol=1e-5)
+    np.testing.assert_allclose(rb, ra, rtol=1e-5)
+print("ok")
+"""
+
+
+def test_gbdt_cuda_twins_equal_cpu_twins_and_references(cudasim):
+    proc = cudasim(KERNELS)
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_a_tree_grown_with_cuda_twins_equals_the_cpu_tree(cudasim):
+    proc = cudasim(GROWER)
+    assert proc.stdout.strip().endswith("ok")
