@@ -35,7 +35,14 @@ def resolve_path(data_cfg: Any) -> Path:
     path = getattr(data_cfg, "path", None)
     if path is None or str(path).strip() == "":
         raise ConfigError(f"data.path: required for data.source={source}")
-    return Path(os.path.expanduser(str(path)))
+    p = Path(os.path.expanduser(str(path)))
+    if not p.is_absolute() and not p.exists():
+        # conf/ options such as data=credit name paths relative to the project; try there too
+        from engine.registry.provenance import PROJECT_ROOT
+
+        if (PROJECT_ROOT / p).exists():
+            return PROJECT_ROOT / p
+    return p
 
 
 def _first_line(exc: BaseException) -> str:
