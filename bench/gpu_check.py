@@ -9,8 +9,19 @@ the next check runs. Exit status 1 when a check failed. Needs only NumPy, Numba 
 and scipy (no Dask: the LocalCUDACluster check runs only when dask_cuda imports). The checks stop
 starting after ``--budget`` seconds (default 420) so the whole run stays under 8 minutes.
 
-Kernel modules and engine.features may expose ``gpu_check() -> dict`` (keys ``ok``, ``detail``, and
-any timings): it is called when present.
+Kernel modules may expose ``gpu_check() -> dict`` (keys ``ok``, ``detail``, and any timings): it is
+called when present.
+
+Feature pipeline: CuPy vs NumPy transform of the same fitted pipeline on 200k synthetic credit rows
+(every encoder, dates, a ratio; once more with PCA), equal when ``|gpu - cpu| <= 1e-6 * max(|cpu|, 1)``
+element-wise (:data:`FEATURE_RTOL`; float32 output, exact in practice except PCA's matrix product);
+the ``features`` stage itself with ``backend=gpu`` (needs hydra-core); and the 20M-row timing of
+``python -m bench features --backend gpu`` with the pandas baseline and Trident's CPU path timed on
+fewer rows in the same run and extrapolated per row (the table says so).
+
+trident_gbdt: fit on CuPy and on NumPy input (200k x 20, 100 trees of depth 6), held-out AUC equal
+within :data:`GBDT_AUC_TOL`, fit time beside scikit-learn's HistGradientBoostingClassifier on all CPU
+cores (goal: GPU fit >= 10x faster).
 """
 from __future__ import annotations
 
@@ -30,6 +41,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 Result = tuple[str, str, dict[str, Any]]  # status (ok / FAIL / skip), detail, metrics
+
+#: Feature matrices on CuPy and NumPy agree when ``|gpu - cpu| <= FEATURE_RTOL * max(|cpu|, 1)``.
+FEATURE_RTOL = 1e-6
+#: Held-out ROC AUC of trident_gbdt fitted on CuPy vs NumPy input.
+GBDT_AUC_TOL = 0.005
+#: Goals printed beside the timings (issue "Kernels and the GPU path").
+GOAL_GBDT_VS_SKLEARN = 10.0
+GOAL_FEATURES_VS_PANDAS = 20.0
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -209,6 +228,181 @@ def check_drift_parity(rows: int = 1_000_000) -> Result:
     return ("ok" if ok else "FAIL"), f"compare on CuPy vs NumPy: max |diff| {diff:.2e}; gpu {t_gpu*1e3:.1f} ms", {"gpu_s": t_gpu, "max_diff": diff}
 
 
+def _feature_diff(gpu: Any, cpu: Any) -> dict[str, float]:
+    """Largest differences of a device matrix (already on the host) against the NumPy one."""
+    import numpy as np
+
+    a, b = np.asarray(gpu, dtype=np.float64), np.asarray(cpu, dtype=np.float64)
+    if a.shape != b.shape:
+        return {"max_abs": float("inf"), "max_scaled": float("inf"), "exact_share": 0.0}
+    d = np.abs(a - b)
+    scaled = d / np.maximum(np.abs(b), 1.0)
+    return {"max_abs": float(d.max(initial=0.0)), "max_scaled": float(scaled.max(initial=0.0)),
+            "exact_share": float((d == 0).mean()) if d.size else 1.0}
+
+
+def _credit(rows: int) -> tuple[Any, Any]:
+    from engine.data.synthetic import make_credit
+
+    df = make_credit(rows, seed=0)
+    y = df.pop("default").to_numpy()
+    return df.drop(columns=["application_id"]), y
+
+
+#: Encoders and derived features of the parity check: every encoder the runtime has, dates, a ratio.
+PARITY_CONFIG: dict[str, Any] = {
+    "encoders": {"postcode": "hashing", "employer": "target", "region": "frequency"},
+    "derive": [{"name": "debt_to_income", "op": "ratio", "a": "debt", "b": "income"}],
+}
+
+
+def check_feature_parity(rows: int = 200_000) -> Result:
+    import cupy
+
+    from engine.features import FeaturePipeline
+
+    df, y = _credit(rows)
+    out: dict[str, Any] = {"rows": rows, "tolerance": f"|gpu - cpu| <= {FEATURE_RTOL:g} * max(|cpu|, 1)"}
+    parts = []
+    ok = True
+    for label, extra in (("plain", {}), ("pca", {"reduce": "pca", "n_components": 8})):
+        fp = FeaturePipeline(**PARITY_CONFIG, **extra).fit(df, y)
+        t_cpu, host = _cpu_timed(lambda: fp.transform(df))
+        t_gpu, dev = _timed(lambda: fp.transform(df, xp=cupy), repeat=2)
+        layout = bool(dev.flags.f_contiguous) == bool(host.flags.f_contiguous) and dev.dtype == host.dtype
+        diff = _feature_diff(cupy.asnumpy(dev), host)
+        good = layout and diff["max_scaled"] <= FEATURE_RTOL
+        ok = ok and good
+        out[label] = {"features": int(host.shape[1]), "cpu_s": t_cpu, "gpu_s": t_gpu, "layout_ok": layout, **diff}
+        parts.append(f"{label}: {host.shape[1]} features, max scaled diff {diff['max_scaled']:.1e}, exact "
+                     f"{diff['exact_share']:.1%}, numpy {t_cpu*1e3:.0f} ms vs cupy {t_gpu*1e3:.0f} ms")
+    detail = f"{rows:,} rows (tolerance {FEATURE_RTOL:g} x max(|cpu|,1)); " + "; ".join(parts)
+    return ("ok" if ok else "FAIL"), detail, out
+
+
+def check_features_stage(rows: int = 200_000) -> Result:
+    """The ``features`` stage with ``backend=gpu`` against the same stage on the CPU backend."""
+    _optional("hydra")
+    import tempfile
+
+    import numpy as np
+
+    from engine.backend import cpu_backend, select_backend
+    from engine.config import compose
+    from engine.data.synthetic import make_credit
+    from engine.pipeline import RunContext
+    from engine.registry.manifest import Manifest
+    from engine.train.stage import features, split
+
+    frame = make_credit(rows, seed=0)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, backend in (("cpu", cpu_backend()), ("gpu", select_backend("gpu"))):
+            cfg = compose(["backend=cpu", "tracking.enabled=false", f"runs_dir={tmp}", "data.date_column=null"])
+            run_dir = Path(tmp) / name
+            run_dir.mkdir()
+            ctx = RunContext(cfg=cfg, run_id=name, run_dir=run_dir, backend=backend, manifest=Manifest(name, run_dir))
+            ctx.state.update(frame=frame, y=frame["default"].to_numpy(), target="default", task="binary",
+                             id_column="application_id")
+            split(ctx)
+            t0 = time.perf_counter()
+            features(ctx)
+            results[name] = (ctx, time.perf_counter() - t0)
+    cpu, gpu = results["cpu"][0], results["gpu"][0]
+    on_device = all(type(v).__module__.startswith("cupy") for v in gpu.state["X_device"].values())
+    host = all(type(v) is np.ndarray for v in gpu.state["X"].values())
+    diffs = {k: _feature_diff(gpu.state["X"][k], cpu.state["X"][k])["max_scaled"] for k in ("train", "valid", "test")}
+    rec = gpu.manifest["features_device"]
+    ok = on_device and host and max(diffs.values()) <= FEATURE_RTOL and rec.get("device") == "gpu"
+    detail = (f"{rows:,} rows: X_device on CuPy {on_device}, X host copies {host}, max scaled diff vs cpu stage "
+              f"{max(diffs.values()):.1e}; manifest features_device.device={rec.get('device')}; stage "
+              f"{results['gpu'][1]:.2f} s gpu vs {results['cpu'][1]:.2f} s cpu")
+    return ("ok" if ok else "FAIL"), detail, {"diffs": diffs, "record": rec, "gpu_s": results["gpu"][1],
+                                              "cpu_s": results["cpu"][1]}
+
+
+def check_gbdt_gpu(rows: int = 200_000, features: int = 20, trees: int = 100) -> Result:
+    from bench.gbdt import gpu_check_rows
+
+    sk, cpu, gpu = gpu_check_rows(rows, features, trees)
+    diff = gpu["auc"] - cpu["auc"]
+    speed = sk["fit_s"] / gpu["fit_s"]
+    cores = os.cpu_count() or 0
+    ok = abs(diff) <= GBDT_AUC_TOL
+    goal = "met" if speed >= GOAL_GBDT_VS_SKLEARN else "NOT met"
+    detail = (f"{rows:,} x {features}, {trees} trees depth 6: fit sklearn HGB ({cores} cores) {sk['fit_s']:.2f} s, "
+              f"trident CPU {cpu['fit_s']:.2f} s, trident GPU {gpu['fit_s']:.2f} s -> GPU {speed:.1f}x sklearn "
+              f"(goal >= {GOAL_GBDT_VS_SKLEARN:.0f}x: {goal}); AUC GPU {gpu['auc']:.4f} vs CPU {cpu['auc']:.4f} "
+              f"(|diff| {abs(diff):.4f} <= {GBDT_AUC_TOL})")
+    return ("ok" if ok else "FAIL"), detail, {"sklearn": sk, "trident_cpu": cpu, "trident_gpu": gpu,
+                                              "speedup_vs_sklearn": speed, "auc_diff": diff, "cores": cores}
+
+
+def check_features_bench(rows: int, host_rows: int) -> Result:
+    """``python -m bench features --backend gpu`` at ``rows``; pandas and Trident CPU timed at ``host_rows``
+    and extrapolated per row."""
+    import gc
+
+    import cupy
+    import numpy as np
+
+    from bench import features as bf
+    from engine.features import FeaturePipeline
+
+    small = bf.make_frame(host_rows, seed=0)
+    FeaturePipeline(**bf.CONFIG).fit_transform(small.iloc[:2000], kinds=bf.KINDS)  # compile the CPU twins
+    t0 = time.perf_counter()
+    bf.pandas_baseline(small)
+    pandas_s = time.perf_counter() - t0
+    gc.collect()
+    t0 = time.perf_counter()
+    FeaturePipeline(**bf.CONFIG).fit_transform(small, kinds=bf.KINDS)
+    cpu_s = time.perf_counter() - t0
+    gc.collect()
+
+    def gpu_fit_transform(df: Any) -> tuple[Any, Any]:
+        fp = FeaturePipeline(**bf.CONFIG).fit(df, kinds=bf.KINDS)
+        X = fp.transform(df, xp=cupy)
+        _sync()
+        return fp, X
+
+    gpu_fit_transform(small)  # CuPy compiles its kernels once
+    del small
+    gc.collect()
+    t0 = time.perf_counter()
+    df = bf.make_frame(rows, seed=0)
+    make_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fp, X = gpu_fit_transform(df)
+    gpu_s = time.perf_counter() - t0
+    n_feat = int(X.shape[1])
+    check = min(rows, 100_000)
+    diff = _feature_diff(cupy.asnumpy(X[:check]), fp.transform(df.iloc[:check]))
+    del X
+    cupy.get_default_memory_pool().free_all_blocks()
+    t0 = time.perf_counter()
+    fp.transform(df, xp=cupy)
+    _sync()
+    apply_s = time.perf_counter() - t0
+    cupy.get_default_memory_pool().free_all_blocks()
+    scale = rows / host_rows
+    pandas_est, cpu_est = pandas_s * scale, cpu_s * scale
+    speed = pandas_est / gpu_s
+    ok = diff["max_scaled"] <= FEATURE_RTOL
+    goal = "met" if speed >= GOAL_FEATURES_VS_PANDAS else "NOT met"
+    detail = (f"{rows:,} rows -> {n_feat} features: GPU fit (host) + transform (CuPy) {gpu_s:.2f} s "
+              f"({rows/gpu_s/1e6:.1f} M rows/s), transform alone {apply_s:.2f} s; pandas {pandas_s:.2f} s and Trident "
+              f"CPU {cpu_s:.2f} s measured at {host_rows:,} rows, extrapolated per row to {pandas_est:.1f} s and "
+              f"{cpu_est:.1f} s -> GPU {speed:.1f}x pandas (goal >= {GOAL_FEATURES_VS_PANDAS:.0f}x: {goal}), "
+              f"{cpu_est/gpu_s:.1f}x Trident CPU; first {check:,} rows GPU vs CPU max scaled diff "
+              f"{diff['max_scaled']:.1e}; frame built in {make_s:.1f} s")
+    return ("ok" if ok else "FAIL"), detail, {
+        "rows": rows, "host_rows": host_rows, "features": n_feat, "gpu_fit_transform_s": gpu_s,
+        "gpu_transform_s": apply_s, "pandas_s_at_host_rows": pandas_s, "cpu_s_at_host_rows": cpu_s,
+        "pandas_s_extrapolated": pandas_est, "cpu_s_extrapolated": cpu_est, "speedup_vs_pandas": speed,
+        "extrapolated": True, "parity": diff}
+
+
 def check_local_cuda_cluster() -> Result:
     _optional("dask_cuda")
     from dask.distributed import Client
@@ -228,29 +422,34 @@ def check_local_cuda_cluster() -> Result:
 
 
 # ------------------------------------------------------------------------------------ main
-def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result]]]:
+def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result], float]]:
+    """(name, check, seconds it may take): a check starts only while that much of the budget is left."""
     return [
-        ("binned_stats C float32 10 bins", lambda: check_binned_stats("C", "float32", 10)),
-        ("binned_stats F float32 10 bins", lambda: check_binned_stats("F", "float32", 10)),
-        ("binned_stats C float64 40 bins", lambda: check_binned_stats("C", "float64", 40)),
-        ("category_counts", check_category_counts),
-        ("hashing", check_hashing),
-        ("gbdt_binning", check_gbdt_binning),
-        ("gbdt_loss", check_gbdt_loss),
-        ("gbdt_hist", lambda: check_hook("kernels.gbdt_hist")),
-        ("gbdt_partition", lambda: check_hook("kernels.gbdt_partition")),
-        ("gbdt_split", lambda: check_hook("kernels.gbdt_split")),
-        ("gbdt_predict", lambda: check_hook("kernels.gbdt_predict")),
-        ("feature pipeline CuPy vs NumPy", lambda: check_hook("engine.features")),
-        ("drift compare CuPy vs NumPy", check_drift_parity),
-        (f"drift bandwidth {args.rows:,} x 20", lambda: check_drift_bandwidth(args.rows)),
-        ("LocalCUDACluster", check_local_cuda_cluster),
+        ("binned_stats C float32 10 bins", lambda: check_binned_stats("C", "float32", 10), 20),
+        ("binned_stats F float32 10 bins", lambda: check_binned_stats("F", "float32", 10), 10),
+        ("binned_stats C float64 40 bins", lambda: check_binned_stats("C", "float64", 40), 10),
+        ("category_counts", check_category_counts, 10),
+        ("hashing", check_hashing, 15),
+        ("gbdt_binning", check_gbdt_binning, 10),
+        ("gbdt_loss", check_gbdt_loss, 10),
+        ("gbdt_hist", lambda: check_hook("kernels.gbdt_hist"), 20),
+        ("gbdt_partition", lambda: check_hook("kernels.gbdt_partition"), 20),
+        ("gbdt_split", lambda: check_hook("kernels.gbdt_split"), 10),
+        ("gbdt_predict", lambda: check_hook("kernels.gbdt_predict"), 20),
+        (f"trident_gbdt CuPy vs NumPy vs sklearn, {args.gbdt_rows:,} x 20", lambda: check_gbdt_gpu(args.gbdt_rows), 60),
+        ("feature pipeline CuPy vs NumPy", check_feature_parity, 20),
+        ("features stage, backend=gpu", check_features_stage, 20),
+        ("drift compare CuPy vs NumPy", check_drift_parity, 15),
+        (f"drift bandwidth {args.rows:,} x 20", lambda: check_drift_bandwidth(args.rows), 40),
+        (f"bench features --backend gpu, {args.feature_rows:,} rows",
+         lambda: check_features_bench(args.feature_rows, args.feature_host_rows), 90),
+        ("LocalCUDACluster", check_local_cuda_cluster, 20),
     ]
 
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for m in ("numpy", "numba", "numba_cuda", "cupy", "pandas", "scipy", "dask", "dask_cuda"):
+    for m in ("numpy", "numba", "numba_cuda", "cupy", "pandas", "scipy", "sklearn", "hydra", "dask", "dask_cuda"):
         try:
             mod = __import__(m)
             out[m] = str(getattr(mod, "__version__", "?"))
@@ -282,7 +481,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Check and time every GPU-side piece of Trident.")
     p.add_argument("--rows", type=int, default=20_000_000, help="rows of the drift bandwidth check (x 20 float32)")
-    p.add_argument("--budget", type=float, default=420.0, help="seconds after which no further check starts")
+    p.add_argument("--gbdt-rows", type=int, default=200_000, help="rows of the trident_gbdt check (x 20 float32)")
+    p.add_argument("--feature-rows", type=int, default=20_000_000, help="rows of the GPU feature-pipeline timing")
+    p.add_argument("--feature-host-rows", type=int, default=2_000_000,
+                   help="rows the pandas baseline and Trident's CPU path are timed on (extrapolated per row)")
+    p.add_argument("--budget", type=float, default=420.0,
+                   help="seconds of the whole run: a check starts only if its estimated time still fits")
     args = p.parse_args(argv)
     t_start = time.perf_counter()
     from engine.backend import gpu_available
@@ -299,10 +503,12 @@ def main(argv: list[str] | None = None) -> int:
     device = gpus()
     print(f"gpu_check: {device[0]['name'] if device else 'GPU'}; {_versions()}", flush=True)
     rows: list[dict[str, Any]] = []
-    for name, fn in _checks(args):
+    for name, fn, estimate in _checks(args):
         t0 = time.perf_counter()
-        if t0 - t_start > args.budget:
-            rows.append({"check": name, "status": "skip", "seconds": 0.0, "detail": f"time budget of {args.budget:.0f} s spent", "metrics": {}})
+        if t0 - t_start + estimate > args.budget:
+            rows.append({"check": name, "status": "skip", "seconds": 0.0, "metrics": {},
+                         "detail": f"time budget of {args.budget:.0f} s: {t0 - t_start:.0f} s spent, this check "
+                                   f"needs about {estimate:.0f} s"})
             continue
         try:
             status, detail, metrics = fn()

@@ -189,8 +189,35 @@ def _used_inputs(pipe: Any) -> list[str] | None:
     return None
 
 
+def _feature_namespace(ctx: Any) -> Any:
+    """The array namespace the matrices are built in: the backend's (CuPy) on a GPU run, else ``None``
+    (NumPy, exactly the CPU path)."""
+    backend = getattr(ctx, "backend", None)
+    return backend.xp if backend is not None and backend.is_gpu else None
+
+
+def _device_record(xp: Any, shapes: dict[str, tuple[int, ...]], seconds: float) -> dict[str, Any]:
+    """Where the feature matrices were built (``manifest["features_device"]``)."""
+    if xp is None:
+        return {"device": "host", "array": "numpy", "fit": "host", "transform": "numpy"}
+    return {"device": "gpu", "array": getattr(xp, "__name__", type(xp).__name__), "fit": "host",
+            "transform": "valid and test transformed on the device; the train matrix (the host fit_transform, "
+                         "out-of-fold where target encoding is used) copied to it",
+            "host_copies": "ctx.state['X'] holds NumPy copies for host estimators, evaluation and export; "
+                           "ctx.state['X_device'] the device matrices",
+            "shapes": {k: list(v) for k, v in shapes.items()}, "transform_seconds": round(seconds, 4)}
+
+
 def features(ctx: Any) -> None:
-    """Stage ``features``: fit the feature pipeline on the training split, transform every split."""
+    """Stage ``features``: fit the feature pipeline on the training split, transform every split.
+
+    On a GPU backend the pipeline is fitted on the host (its statistics and out-of-fold target
+    encoding are host code) and the validation and test rows are transformed with the backend's array
+    namespace; the device matrices are left in ``ctx.state["X_device"]`` for estimators that take
+    device arrays, and ``ctx.state["X"]`` holds their NumPy copies (what scikit-learn, evaluation and
+    export read). ``manifest["features_device"]`` records where the matrices were built.
+    """
+    from engine.backend import to_numpy
     from engine.features import FeaturePipeline
 
     _require(ctx, "frame", "y", "splits", "target", stage="features")
@@ -209,8 +236,19 @@ def features(ctx: Any) -> None:
     X = {"train": pipe.fit_transform(data.iloc[rows["train"]].reset_index(drop=True), y[rows["train"]],
                                      kinds={c: kinds[c] for c in cols + excluded if c in kinds}, exclude=excluded)}
     fit_seconds = time.perf_counter() - t0
-    for k in ("valid", "test"):
-        X[k] = pipe.transform(data.iloc[rows[k]].reset_index(drop=True))
+    xp = _feature_namespace(ctx)
+    X_device: dict[str, Any] = {}
+    t1 = time.perf_counter()
+    if xp is None:
+        for k in ("valid", "test"):
+            X[k] = pipe.transform(data.iloc[rows[k]].reset_index(drop=True))
+    else:
+        X_device["train"] = xp.asarray(X["train"])
+        for k in ("valid", "test"):
+            X_device[k] = pipe.transform(data.iloc[rows[k]].reset_index(drop=True), xp=xp)
+            X[k] = to_numpy(X_device[k])
+    ctx.manifest["features_device"] = _device_record(xp, {k: tuple(v.shape) for k, v in X.items()},
+                                                     time.perf_counter() - t1)
     names = [str(n) for n in pipe.feature_names_]
     leaked = sorted((set(_used_inputs(pipe) or []) | set(names)) & set(excluded))
     if leaked:
@@ -227,6 +265,8 @@ def features(ctx: Any) -> None:
     ctx.state["features"] = pipe
     ctx.state["feature_names"] = names
     ctx.state["X"] = X
+    if X_device:
+        ctx.state["X_device"] = X_device
     ctx.state["ysplit"] = {k: y[v] for k, v in rows.items()}
     ctx.log_metrics({"n_features": len(names), "features_fit_seconds": fit_seconds})
     LOG.info("features: %d columns -> %d features (fitted on %d training rows in %.2f s)", len(cols), len(names),
