@@ -17,15 +17,16 @@ Edges
 :func:`bin_edges` takes the edges from (a subsample of) the training data, like scikit-learn's
 HistGradientBoosting: a feature with at most ``max_bins`` distinct finite values gets one edge between
 each pair of neighbours; otherwise the edges are the ``max_bins - 1`` inner quantiles (midpoint
-method). Each edge is rounded *down* to float32, which keeps it strictly between the two float32
-values it separates.
+method). Each edge is rounded *down* to float32, which keeps it at or above the lower of the two
+float32 values it separates and below the upper one.
 
 Twins
 -----
 :func:`apply_bins_reference` (NumPy ``searchsorted`` per column), :func:`apply_bins_cpu`
 (``@njit(parallel=True)``, row chunks in parallel) and :func:`apply_bins_cuda` (``@cuda.jit``, one
-thread per value, grid-stride), both with a fixed 8-step binary search over the edges padded to 256 compute the same ``(rows, features)`` uint8 matrix (row-major: the
-histogram kernels read all features of a row together). :func:`apply_bins` picks the twin from the
+thread per value, grid-stride) compute the same ``(rows, features)`` uint8 matrix (row-major: the
+histogram kernels read all features of a row together). Both twins run a fixed 8-step branch-free
+binary search over the edges padded to 256 columns. :func:`apply_bins` picks the twin from the
 array's namespace.
 """
 from __future__ import annotations
@@ -256,3 +257,21 @@ def apply_bins(x: Any, edges: Any, n_bins: Any) -> Any:
     if get_namespace(x) is np:
         return apply_bins_cpu(np.asarray(x), np.asarray(edges), np.asarray(n_bins))
     return apply_bins_cuda(x, edges, n_bins)
+
+
+def gpu_check(rows: int = 2_000_000, features: int = 20) -> dict:
+    """For ``bench/gpu_check.py``: the CUDA twin against the CPU twin and the reference (CuPy data)."""
+    import cupy
+
+    from kernels.gbdt_launch import cpu_timed, gpu_timed
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(rows, features)).astype(np.float32)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    edges, n_bins = bin_edges(x)
+    t_cpu, cpu = cpu_timed(lambda: apply_bins_cpu(x, edges, n_bins))
+    d = cupy.asarray(x)
+    t_gpu, dev = gpu_timed(lambda: apply_bins_cuda(d, edges, n_bins))
+    ok = bool(np.array_equal(cupy.asnumpy(dev), cpu) and np.array_equal(cpu[:10_000], apply_bins_reference(x[:10_000], edges, n_bins)))
+    return {"ok": ok, "detail": f"{rows:,} x {features}: equal to cpu and reference {ok}; gpu {t_gpu*1e3:.2f} ms "
+                                f"({x.nbytes/t_gpu/1e9:.0f} GB/s read), cpu {t_cpu*1e3:.0f} ms", "gpu_s": t_gpu, "cpu_s": t_cpu}

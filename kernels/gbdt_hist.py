@@ -8,9 +8,8 @@ A batch of ``K`` nodes is built in one call. Node ``k`` owns the rows
     hist[slots[k], f, b, 1] = sum of gh[r, 1]
     hist[slots[k], f, b, 2] = number of such rows
 
-``gh`` holds each row's gradient and hessian side by side (float32), so a row's pair is one read.
-
-for every active feature ``f`` in ``features`` and every bin ``b`` in 0..255 (255 = missing). The pool
+for every active feature ``f`` in ``features`` and every bin ``b`` in 0..255 (255 = missing). ``gh``
+holds each row's gradient and hessian side by side (float32), so a row's pair is one read. The pool
 is ``(slots, features, 256, 3)`` float64; entries of inactive features are left untouched.
 :func:`subtract_histograms` derives a sibling from its parent in place (``parent - child``): only the
 smaller child of a split is ever built.
@@ -25,9 +24,10 @@ vary between runs). :func:`build_histograms` picks the twin from the namespace o
 
 CPU layout: the batch's rows are split into one contiguous range per thread (a range may cover
 several small nodes or part of a large one). Each thread reads a row's 1-byte bins for all features
-at once (row-major bins, prefetched a few rows ahead since a deep node's rows are scattered) and adds into the node's histogram directly when it owns the whole node,
-or into a private copy for the at most two nodes it shares with a neighbour; shared copies are added
-at the end. The result does not depend on how rows are scheduled beyond float rounding.
+at once (row-major bins, prefetched a few rows ahead since a deep node's rows are scattered) and adds
+into the node's histogram directly when it owns the whole node, or into a private copy for the at
+most two nodes it shares with a neighbour; shared copies are added at the end, in thread order. The
+sums therefore depend on the thread count only through float rounding, and not at all on scheduling.
 """
 from __future__ import annotations
 
@@ -121,36 +121,41 @@ PREFETCH_DISTANCE = 16
 
 @njit(cache=True, inline="always")
 def _accumulate(bins, flat, gh, ghf, rows, lo, hi, features, dense, target):  # pragma: no cover - compiled
-    """Add positions ``lo..hi`` to ``target`` (a node's flat ``(features * 256 * 3)`` histogram)."""
-    width = bins.shape[1]
+    """Add positions ``lo..hi`` to ``target`` (a node's flat ``(features * 256 * 3)`` histogram).
+    Index arithmetic is unsigned: it spares Numba's negative-index checks in the innermost loop."""
+    width = np.uint64(bins.shape[1])
     nf = features.shape[0]
+    one = np.uint64(1)
+    two = np.uint64(2)
+    three = np.uint64(3)
+    stride = np.uint64(768)
     ahead = hi - PREFETCH_DISTANCE
     for i in range(lo, hi):
         if i < ahead:
-            q = rows[i + PREFETCH_DISTANCE]
+            q = np.uint64(rows[i + PREFETCH_DISTANCE])
             p = q * width
             _prefetch(flat, p)
-            _prefetch(flat, p + width - 1)
-            _prefetch(ghf, 2 * q)
-        r = rows[i]
+            _prefetch(flat, p + width - one)
+            _prefetch(ghf, two * q)
+        r = np.uint64(rows[i])
         base = r * width
-        gi = np.float64(gh[r, 0])
-        hi_ = np.float64(gh[r, 1])
+        gi = np.float64(ghf[two * r])
+        hi_ = np.float64(ghf[two * r + one])
         if dense:
-            off = 0
-            for f in range(width):
-                k = off + flat[base + f] * 3
+            off = np.uint64(0)
+            for f in range(bins.shape[1]):
+                k = off + np.uint64(flat[base + np.uint64(f)]) * three
                 target[k] += gi
-                target[k + 1] += hi_
-                target[k + 2] += 1.0
-                off += 768
+                target[k + one] += hi_
+                target[k + two] += 1.0
+                off += stride
         else:
             for jf in range(nf):
-                f = features[jf]
-                k = f * 768 + flat[base + f] * 3
+                f = np.uint64(features[jf])
+                k = f * stride + np.uint64(flat[base + f]) * three
                 target[k] += gi
-                target[k + 1] += hi_
-                target[k + 2] += 1.0
+                target[k + one] += hi_
+                target[k + two] += 1.0
 
 
 @njit(parallel=True, cache=True)

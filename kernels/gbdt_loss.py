@@ -122,3 +122,24 @@ def gradients(loss: str, raw: Any, y: Any, gh: Any = None) -> Any:
     if get_namespace(raw) is np:
         return gradients_cpu(loss, raw, y, gh)
     return gradients_cuda(loss, raw, y, gh)
+
+
+def gpu_check(rows: int = 5_000_000) -> dict:
+    """For ``bench/gpu_check.py``: the CUDA twin against the CPU twin for both losses (CuPy data)."""
+    import cupy
+
+    from kernels.gbdt_launch import cpu_timed, gpu_timed
+
+    rng = np.random.default_rng(3)
+    raw = rng.normal(size=rows)
+    y = (rng.random(rows) < 0.3).astype(np.float32)
+    d_raw, d_y = cupy.asarray(raw), cupy.asarray(y)
+    ok, detail, out = True, [], {}
+    for loss in LOSSES:
+        t_cpu, cpu = cpu_timed(lambda: gradients_cpu(loss, raw, y))
+        t_gpu, gpu = gpu_timed(lambda: gradients_cuda(loss, d_raw, d_y))
+        good = bool(np.allclose(cupy.asnumpy(gpu), cpu, rtol=1e-6, atol=1e-7))
+        ok &= good
+        out[f"{loss}_gpu_s"], out[f"{loss}_cpu_s"] = t_gpu, t_cpu
+        detail.append(f"{loss}: equal {good}, gpu {t_gpu*1e3:.2f} ms, cpu {t_cpu*1e3:.1f} ms")
+    return {"ok": ok, "detail": f"{rows:,} rows: " + "; ".join(detail), **out}

@@ -85,7 +85,7 @@ def _partition_cpu(bins_t, rows, out_rows, starts, counts, feature, split_bin, m
         ml = missing_left[k]
         c = 0
         for i in range(t_lo[t], t_hi[t]):
-            c += _goes_left(col[rows[i]], sb, ml)
+            c += _goes_left(col[np.uint64(rows[i])], sb, ml)
         n_left[t] = c
     left_off = np.empty(n_tasks, np.int64)
     right_off = np.empty(n_tasks, np.int64)
@@ -109,8 +109,8 @@ def _partition_cpu(bins_t, rows, out_rows, starts, counts, feature, split_bin, m
         ro = right_off[t]
         for i in range(t_lo[t], t_hi[t]):
             r = rows[i]
-            left = _goes_left(col[r], sb, ml)
-            out_rows[lo if left else ro] = r
+            left = _goes_left(col[np.uint64(r)], sb, ml)
+            out_rows[np.uint64(lo if left else ro)] = r
             lo += left
             ro += 1 - left
     return out

@@ -225,7 +225,7 @@ class _TridentGBDT(BaseEstimator):
         X_val = y_val = None
         if eval_set is not None:
             if not (isinstance(eval_set, (tuple, list)) and len(eval_set) == 2):
-                raise DataError("eval_set: expected a pair (X_val, y_val)")
+                raise InputError("eval_set: expected a pair (X_val, y_val)")
             X_val = self._features_like(eval_set[0], X.shape[1], xp)
             y_val = xp.asarray(self._encode_eval_target(eval_set[1], X_val.shape[0]))
         elif self.early_stopping:
@@ -311,7 +311,7 @@ class _TridentGBDT(BaseEstimator):
         perm = rng.permutation(n)
         n_val = max(1, int(round(self.validation_fraction * n)))
         if n - n_val < 2:
-            raise DataError(f"validation_fraction={self.validation_fraction} leaves fewer than 2 training rows out of {n}")
+            raise InputError(f"validation_fraction={self.validation_fraction} leaves fewer than 2 training rows out of {n}")
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
     @staticmethod
@@ -621,7 +621,7 @@ class TridentGBDTClassifier(ClassifierMixin, _TridentGBDT):
             train.append(idx[k:])
         train, val = np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
         if val.size == 0 or train.size < 2:
-            raise DataError(f"validation_fraction={self.validation_fraction} leaves no validation or too few training rows")
+            raise InputError(f"validation_fraction={self.validation_fraction} leaves no validation or too few training rows")
         return train, val
 
     def decision_function(self, X: Any) -> Any:

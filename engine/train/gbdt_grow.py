@@ -176,7 +176,13 @@ class TreeGrower:
             return
         sums = np.array([n.sums for n in nodes], dtype=np.float64)
         res = self.ops.splits(self.pool, [n.slot for n in nodes], sums, features, self.n_bins, self.split_params)
-        gain, feat, sbin, ml, left = (to_numpy(a) for a in res)
+        k = len(nodes)
+        # one device-to-host copy for all outputs (feature, bin and flag are exact in float64)
+        packed = self.xp.concatenate([res.gain, res.feature.astype(np.float64), res.bin.astype(np.float64),
+                                      res.missing_left.astype(np.float64), res.left.reshape(-1)])
+        host = to_numpy(packed)
+        gain, feat, sbin, ml = (host[j * k : (j + 1) * k] for j in range(4))
+        left = host[4 * k :].reshape(k, 3)
         for i, n in enumerate(nodes):
             n.gain = float(gain[i])
             n.feature = int(feat[i])

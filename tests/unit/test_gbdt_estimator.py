@@ -120,6 +120,16 @@ def test_same_seed_same_model_with_row_and_feature_sampling(clf_data):
     for k in a.trees_:
         np.testing.assert_array_equal(a.trees_[k], b.trees_[k])
     assert not np.array_equal(a.predict_proba(X), c.predict_proba(X))
+    assert roc_auc_score(y, a.predict_proba(X)[:, 1]) > 0.9
+
+
+def test_colsample_restricts_each_tree_to_its_drawn_features(clf_data):
+    m = TridentGBDTClassifier(n_estimators=12, max_depth=3, colsample=0.25, random_state=0).fit(*clf_data)
+    t = m.trees_
+    ends = np.append(t["offsets"][1:], len(t["feature"]))
+    used = [set(t["feature"][a:b][t["feature"][a:b] >= 0].tolist()) for a, b in zip(t["offsets"], ends)]
+    assert all(len(u) <= 2 for u in used)
+    assert len(set().union(*used)) > 2
 
 
 def test_max_depth_bounds_every_tree(fitted):
