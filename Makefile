@@ -10,7 +10,7 @@ DEMO_ARGS ?=
 # Byte-code caches make imports (numba, dask, sklearn) several times faster on repeated runs.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: env triton-env demo test test-fast clean help
+.PHONY: env triton-env bench-env demo test test-fast clean help
 
 help:
 	@echo "make demo   - set up and run the main job on the built-in synthetic data"
@@ -26,6 +26,10 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	@touch $@
 
 env: $(VENV)/.synced
+
+# Benchmark baselines (LightGBM, XGBoost, FastAPI, uvicorn): `make bench-env`, then `python -m bench ...`.
+bench-env: $(UV)
+	$(UV) sync --frozen --extra dev --extra bench --python $(PYTHON)
 
 # The Triton server's own environment (NumPy 1.26 + onnxruntime + the nvidia-pytriton wheel); idempotent.
 triton-env: env
