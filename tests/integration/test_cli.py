@@ -47,3 +47,14 @@ def test_bad_sweep_value_fails_before_any_run(trident):
     res = trident("run", "-m", "data.rows=10,abc", "tracking=off")
     assert res.returncode == 2 and "data.rows" in res.stderr
     assert not (trident.cwd / "runs").exists()
+
+
+def test_sweep_runs_once_per_combination(trident):
+    res = trident("run", "-m", "data.rows=300,400", "until=validate", "tracking=off", "backend=cpu")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "sweep: 2 run(s)" in res.stdout
+    import json
+
+    rows = sorted(json.loads((p / "manifest.json").read_text())["datasets"]["raw"]["rows"]
+                  for p in (trident.cwd / "runs").iterdir())
+    assert rows == [300, 400]
