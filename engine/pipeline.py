@@ -219,8 +219,14 @@ def run_pipeline(cfg: Any, overrides: list[str] | None = None, run_id: str | Non
 
     ctx.tracker = Tracker.start(cfg, ctx)
     until = str(cfg.until or "")
+    names = [n for n, _ in stages]
+    n_stages = names.index(until) + 1 if until in names else len(stages)
+    progress = console.progress_session(n_stages, f"stage 1/{n_stages}: {names[0] if names else ''}")
+    advance = progress.__enter__()
     try:
-        for name, target in stages:
+        for i, (name, target) in enumerate(stages):
+            if i:
+                advance(f"stage {i + 1}/{n_stages}: {name}")
             t0 = time.perf_counter()
             rec = {"name": name, "status": "running", "started": _dt.datetime.now(_dt.timezone.utc).isoformat()}
             manifest["stages"].append(rec)
@@ -249,6 +255,7 @@ def run_pipeline(cfg: Any, overrides: list[str] | None = None, run_id: str | Non
         if manifest["status"] == "running":
             manifest["status"] = "succeeded"
     finally:
+        progress.__exit__(None, None, None)
         manifest["ended"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
         manifest["pid"] = None
         manifest.save()
