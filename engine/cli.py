@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("engine.commands.deploy", "export a registered model, load it, gate it (parity, malformed input, load), promote"),
     "rollback": ("engine.commands.rollback", "switch serving back to an earlier version, persist it, record why"),
     "predict": ("engine.commands.predict", "score a CSV/Parquet file through the served model"),
+    "monitor": ("engine.commands.monitor", "drift of new data against a run's reference sketch"),
 }
 
 EPILOG = """examples:

@@ -72,7 +72,7 @@ def progress_session(total: int, description: str) -> Iterator[Callable[[str], N
         _PROGRESS = progress
 
         def advance(desc: str) -> None:
-            progress.update(task, advance=1, description=desc)
+            progress.update(task, advance=1, description=desc, refresh=True)
 
         try:
             yield advance

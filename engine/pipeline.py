@@ -36,6 +36,7 @@ STAGES: list[tuple[str, str]] = [
     ("govern", "engine.train.stage:govern"),
     ("split", "engine.train.stage:split"),
     ("features", "engine.train.stage:features"),
+    ("reference", "engine.monitor.stage:reference"),
     ("train", "engine.train.stage:train"),
     ("evaluate", "engine.evaluate.stage:evaluate"),
     ("select", "engine.evaluate.stage:select"),

@@ -58,6 +58,9 @@ class MonitorConfig:
     psi_epsilon: float = 1e-4
     #: Categorical columns found by inference with more distinct values are left out of the sketch.
     max_categories: int = 1000
+    #: ``trident run``'s reference stage watches categorical features with at most this many levels
+    #: (PSI and chi-square over hundreds of sparse levels flag noise on ordinary sample sizes).
+    reference_max_levels: int = 100
     #: Rows handed to the kernels at a time (bounds memory on large inputs; data already on the GPU
     #: goes in blocks of at least 8M rows).
     chunk_rows: int = 262144
