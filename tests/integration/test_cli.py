@@ -5,11 +5,11 @@ import pytest
 def test_help_lists_every_command(trident):
     res = trident("--help")
     assert res.returncode == 0
-    for cmd in ("run", "reproduce", "serve", "deploy", "rollback", "predict"):
+    for cmd in ("run", "reproduce", "serve", "deploy", "rollback", "predict", "monitor"):
         assert cmd in res.stdout
 
 
-@pytest.mark.parametrize("cmd", ["run", "reproduce"])
+@pytest.mark.parametrize("cmd", ["run", "reproduce", "serve", "deploy", "rollback", "predict", "monitor"])
 def test_every_command_has_help(trident, cmd):
     res = trident(cmd, "--help")
     assert res.returncode == 0 and "usage: trident " + cmd in res.stdout
