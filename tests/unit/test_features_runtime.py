@@ -15,6 +15,7 @@ import pytest
 
 from engine.features import FeaturePipeline
 from engine.features import runtime as rt
+from tests.fake_device import DeviceArray, FakeDevice
 
 RUNTIME_FILE = Path(rt.__file__)
 
@@ -136,60 +137,11 @@ def test_array_namespace_path_uses_only_cupy_functions_and_matches_numpy():
     np.testing.assert_array_equal(got, fp.runtime_.transform(cols))
 
 
-class DeviceArray(np.ndarray):
-    """An array "on the device": like CuPy, it refuses to be mixed with host (NumPy) arrays."""
-
-    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kw):
-        _no_host(inputs + (out or ()))
-        args = [np.asarray(x) if isinstance(x, DeviceArray) else x for x in inputs]
-        if out is not None:
-            kw["out"] = tuple(np.asarray(o) for o in out)
-        res = getattr(ufunc, method)(*args, **kw)
-        if out is not None:
-            return out[0] if len(out) == 1 else out
-        return res.view(DeviceArray) if isinstance(res, np.ndarray) else res
-
-    def __getitem__(self, key):
-        _no_host(key if isinstance(key, tuple) else (key,))
-        return super().__getitem__(key)
-
-    def __setitem__(self, key, value):
-        _no_host((key if isinstance(key, tuple) else (key,)) + (value,))
-        super().__setitem__(key, value)
-
-
-def _no_host(items):
-    for x in items:
-        if isinstance(x, np.ndarray) and not isinstance(x, DeviceArray) and x.ndim > 0:
-            raise TypeError("a host (NumPy) array was mixed with a device array")
-
-
-class FakeCupy:
-    """The part of CuPy's namespace the runtime uses, over :class:`DeviceArray`."""
-
-    float32, float64, int64, nan = np.float32, np.float64, np.int64, np.nan
-
-    @staticmethod
-    def asarray(a, dtype=None):
-        return np.array(a, dtype=dtype).view(DeviceArray)
-
-    def __getattr__(self, name):
-        fn = getattr(np, name)
-
-        def call(*args, **kw):
-            _no_host(args + tuple(kw.values()))
-            res = fn(*[np.asarray(a) if isinstance(a, DeviceArray) else a for a in args],
-                     **{k: np.asarray(v) if isinstance(v, DeviceArray) else v for k, v in kw.items()})
-            return res.view(DeviceArray) if isinstance(res, np.ndarray) else res
-
-        return call
-
-
 def test_device_path_keeps_host_and_device_arrays_apart():
     """What a GPU run does (xp=cupy): numeric arrays moved once, codes moved, no host/device mixing."""
     fp, df = fitted()
     cols = raw_columns(fp, df)
-    got = fp.runtime_.transform(cols, xp=FakeCupy())
+    got = fp.runtime_.transform(cols, xp=FakeDevice())
     assert isinstance(got, DeviceArray) and got.flags.f_contiguous
     np.testing.assert_array_equal(np.asarray(got), fp.runtime_.transform(cols))
 
