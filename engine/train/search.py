@@ -110,6 +110,24 @@ class FitTask:
     settings: SearchSettings
 
 
+@dataclass(frozen=True)
+class DeviceMatrices:
+    """The feature matrices already on the GPU (the features stage built them there).
+
+    Estimators that fit device arrays (cuML, Trident's GBDT) index these instead of uploading a host
+    copy per fit; ``xp`` is their array namespace (CuPy). Used by in-process searches only: Dask workers
+    own their GPUs and upload what they receive.
+    """
+
+    xp: Any
+    X: Any
+    X_val: Any = None
+
+    def rows(self, positions: Any) -> Any:
+        """The training matrix's rows at host ``positions`` (moved to the device first)."""
+        return self.X[self.xp.asarray(np.asarray(positions, dtype=np.int64))]
+
+
 # ---- search spaces -------------------------------------------------------------------------------
 
 def _plain(v: Any) -> Any:
@@ -341,13 +359,24 @@ _DEVICE_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _device_inputs(settings: SearchSettings, candidate: str, library: str, *arrays: Any) -> Iterator[list[Any]]:
+def _device_inputs(settings: SearchSettings, candidate: str, library: str, *arrays: Any,
+                   on_device: Sequence[Any] | None = None) -> Iterator[list[Any]]:
     """The arrays on the GPU (and the process's GPU held) when the estimator fits device arrays there;
-    else the arrays unchanged."""
+    else the arrays unchanged.
+
+    ``on_device`` holds the same arrays already on the device (``None`` where there is none): those are
+    used as they are, the others are uploaded.
+    """
     from engine.train import registry
 
     if settings.device != "gpu" or not registry.takes_device_arrays(candidate, library):
         yield list(arrays)
+        return
+    if on_device is not None:
+        xp = on_device[0]
+        with _DEVICE_LOCK:
+            yield [d if d is not None else (None if a is None else xp.asarray(a))
+                   for a, d in zip(arrays, on_device[1:])]
         return
     from engine.backend import compat
 
@@ -357,6 +386,28 @@ def _device_inputs(settings: SearchSettings, candidate: str, library: str, *arra
         return
     with _DEVICE_LOCK:
         yield [None if a is None else cp.asarray(a) for a in arrays]
+
+
+def _on_device(device: DeviceMatrices | None, settings: SearchSettings, candidate: str, library: str,
+               parts: Sequence[Any]) -> list[Any] | None:
+    """``[xp, *arrays]`` for :func:`_device_inputs` when ``device`` serves this fit, else ``None``.
+
+    Each part is ``("rows", positions)`` (rows of the device training matrix), ``("val",)`` (the device
+    validation matrix) or ``None`` (upload the host array).
+    """
+    from engine.train import registry
+
+    if device is None or settings.device != "gpu" or not registry.takes_device_arrays(candidate, library):
+        return None
+    out: list[Any] = [device.xp]
+    for p in parts:
+        if p is None:
+            out.append(None)
+        elif p[0] == "rows":
+            out.append(device.rows(p[1]) if p[1] is not None else device.X)
+        else:
+            out.append(device.X_val)
+    return out
 
 
 def _aligned(a: Any) -> Any:
@@ -370,10 +421,12 @@ def _aligned(a: Any) -> Any:
     return a
 
 
-def fit_fold(task: FitTask, X: Any, y: np.ndarray, folds: Sequence[np.ndarray]) -> dict[str, Any]:
+def fit_fold(task: FitTask, X: Any, y: np.ndarray, folds: Sequence[np.ndarray],
+             device: DeviceMatrices | None = None) -> dict[str, Any]:
     """Fit ``task.candidate`` on every fold but ``task.fold`` and score it on that fold.
 
-    Estimator errors are returned (``error``), not raised, so one bad point does not end a search.
+    ``device`` holds ``X`` already on the GPU: estimators that fit device arrays take their rows from
+    it. Estimator errors are returned (``error``), not raised, so one bad point does not end a search.
     """
     from engine.train import registry
 
@@ -390,7 +443,9 @@ def fit_fold(task: FitTask, X: Any, y: np.ndarray, folds: Sequence[np.ndarray]) 
         with pinned_threads(s.n_jobs):
             built = registry.build_estimator(task.candidate, s.task, task.params, seed=task.seed,
                                              library=s.library, n_jobs=s.n_jobs, early_stopping=es)
-            with _device_inputs(s, task.candidate, built.library, X[train], y[train], X[valid]) as (Xt, yt, Xv):
+            dev = _on_device(device, s, task.candidate, built.library, [("rows", train), None, ("rows", valid)])
+            with _device_inputs(s, task.candidate, built.library, *((None, y[train], None) if dev else
+                                (X[train], y[train], X[valid])), on_device=dev) as (Xt, yt, Xv):
                 est = registry.fit_estimator(task.candidate, built.estimator, Xt, yt)
                 out["score"] = score(s.scoring, est, Xv, y[valid])
         out["n_iter"] = registry.n_iterations(est)
@@ -404,9 +459,12 @@ def fit_fold(task: FitTask, X: Any, y: np.ndarray, folds: Sequence[np.ndarray]) 
     return out
 
 
-def fit_full(task: FitTask, X: Any, y: np.ndarray, X_val: Any = None, y_val: Any = None) -> dict[str, Any]:
+def fit_full(task: FitTask, X: Any, y: np.ndarray, X_val: Any = None, y_val: Any = None,
+             device: DeviceMatrices | None = None) -> dict[str, Any]:
     """Refit ``task.candidate`` with ``task.params`` on the whole training split, early-stopping on
-    ``(X_val, y_val)`` where the model supports it; returns the fitted estimator and its validation score."""
+    ``(X_val, y_val)`` where the model supports it; returns the fitted estimator and its validation score.
+
+    ``device`` holds ``X`` and ``X_val`` already on the GPU (see :func:`fit_fold`)."""
     from engine.train import registry
 
     s = task.settings
@@ -418,7 +476,11 @@ def fit_full(task: FitTask, X: Any, y: np.ndarray, X_val: Any = None, y_val: Any
     with pinned_threads(s.n_jobs):
         built = registry.build_estimator(task.candidate, s.task, task.params, seed=task.seed,
                                          library=s.library, n_jobs=s.n_jobs, early_stopping=es)
-        with _device_inputs(s, task.candidate, built.library, X, y, X_val, y_val) as (Xd, yd, Xvd, yvd):
+        dev = _on_device(device, s, task.candidate, built.library,
+                         [("rows", None), None, ("val",) if device is not None and device.X_val is not None
+                          else None, None])
+        with _device_inputs(s, task.candidate, built.library, X, y, X_val, y_val, on_device=dev) \
+                as (Xd, yd, Xvd, yvd):
             est = registry.fit_estimator(task.candidate, built.estimator, Xd, yd,
                                          Xvd if use_val else None, yvd if use_val else None)
             seconds = time.perf_counter() - t0
@@ -432,8 +494,8 @@ def fit_full(task: FitTask, X: Any, y: np.ndarray, X_val: Any = None, y_val: Any
 # ---- driving a search ----------------------------------------------------------------------------
 
 def cross_validate(plans: Mapping[str, Sequence[Trial]], X: Any, y: np.ndarray, folds: Sequence[np.ndarray],
-                   settings: SearchSettings, client: Any = None,
-                   description: str = "search") -> dict[str, list[TrialResult]]:
+                   settings: SearchSettings, client: Any = None, description: str = "search",
+                   device: DeviceMatrices | None = None) -> dict[str, list[TrialResult]]:
     """Score every trial of every candidate by k-fold cross-validation.
 
     Parameters
@@ -447,6 +509,9 @@ def cross_validate(plans: Mapping[str, Sequence[Trial]], X: Any, y: np.ndarray, 
     settings : SearchSettings
     client : distributed.Client, optional
         Run every (candidate, trial, fold) fit as a Dask task; in-process when ``None``.
+    device : DeviceMatrices, optional
+        ``X`` already on the GPU, for estimators that fit device arrays (in-process runs only: with a
+        client it is ignored and each worker uploads what it receives).
 
     Returns
     -------
@@ -458,7 +523,10 @@ def cross_validate(plans: Mapping[str, Sequence[Trial]], X: Any, y: np.ndarray, 
     y = np.asarray(y)
     tasks = [FitTask(name, t.index, f, dict(t.params), int(t.seed), settings)
              for name, trials in plans.items() for t in trials for f in range(len(folds))]
-    outs = run_tasks(fit_fold, tasks, {"X": X, "y": y, "folds": list(folds)}, client=client,
+    shared = {"X": X, "y": y, "folds": list(folds)}
+    if device is not None and client is None:
+        shared["device"] = device
+    outs = run_tasks(fit_fold, tasks, shared, client=client,
                      description=f"{description}: {len(tasks)} fits", n_jobs=settings.n_jobs)
     by_key = {(o["candidate"], o["trial"], o["fold"]): o for o in outs}
     results: dict[str, list[TrialResult]] = {}
@@ -488,12 +556,15 @@ def best_trial(results: Sequence[TrialResult]) -> TrialResult | None:
 
 
 def refit(best: Mapping[str, TrialResult], X: Any, y: np.ndarray, X_val: Any, y_val: Any,
-          settings: SearchSettings, client: Any = None, description: str = "refit") -> dict[str, dict[str, Any]]:
-    """Refit each candidate's best trial on the whole training split (one task per candidate)."""
+          settings: SearchSettings, client: Any = None, description: str = "refit",
+          device: DeviceMatrices | None = None) -> dict[str, dict[str, Any]]:
+    """Refit each candidate's best trial on the whole training split (one task per candidate);
+    ``device`` as in :func:`cross_validate`."""
     from engine.cluster import run_tasks
 
     tasks = [FitTask(name, r.index, -1, dict(r.params), int(r.seed), settings) for name, r in best.items()]
-    outs = run_tasks(fit_full, tasks, {"X": X, "y": np.asarray(y), "X_val": X_val,
-                                       "y_val": None if y_val is None else np.asarray(y_val)},
-                     client=client, description=f"{description}: {len(tasks)} models", n_jobs=settings.n_jobs)
+    shared = {"X": X, "y": np.asarray(y), "X_val": X_val, "y_val": None if y_val is None else np.asarray(y_val)}
+    if device is not None and client is None:
+        shared["device"] = device
+    outs = run_tasks(fit_full, tasks, shared, client=client, description=f"{description}: {len(tasks)} models", n_jobs=settings.n_jobs)
     return {o["candidate"]: o for o in outs}

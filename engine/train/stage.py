@@ -321,6 +321,32 @@ def settings_from(ctx: Any, task: str) -> Any:
                           device="gpu" if ctx.backend.is_gpu else "cpu")
 
 
+def _device_matrices(ctx: Any, settings: Any, client: Any, cv_rows: np.ndarray | None,
+                     with_valid: bool) -> tuple[Any, Any, dict[str, Any]]:
+    """The device matrices the search and the refit hand to estimators that fit device arrays, and
+    what ``candidates.json["inputs"]`` says about it.
+
+    On a GPU run in-process, the matrices the features stage left on the device are used as they are
+    (the CV sample is taken on the device); with a Dask client each worker uploads the host copy it
+    receives, since its GPU is not the one they sit on.
+    """
+    from engine.train.search import DeviceMatrices
+
+    dev = ctx.state.get("X_device")
+    if settings.device != "gpu":
+        return None, None, {"estimators": "host arrays (NumPy)"}
+    if not dev:
+        return None, None, {"estimators": "host arrays; estimators that fit device arrays upload them per fit"}
+    if client is not None:
+        return None, None, {"estimators": "host arrays scattered to the Dask workers; estimators that fit device "
+                                          "arrays upload them on their worker's GPU"}
+    xp = ctx.backend.xp
+    full = DeviceMatrices(xp, dev["train"], dev.get("valid") if with_valid else None)
+    cv = full if cv_rows is None else DeviceMatrices(xp, full.rows(cv_rows))
+    return cv, full, {"estimators": "device matrices of the features stage for estimators that fit device arrays "
+                                    "(no per-fit upload); NumPy copies for the others"}
+
+
 def train(ctx: Any) -> None:
     """Stage ``train``: search each candidate's space by k-fold CV on the training split, refit the best."""
     from engine.train import registry
@@ -361,7 +387,9 @@ def train(ctx: Any) -> None:
              n_fits, len(folds), len(y_cv), settings.scoring)
     t0 = time.perf_counter()
     with executor(ctx, settings.n_jobs) as client:
-        results = cross_validate(plans, X_cv, y_cv, folds, settings, client=client)
+        dev_cv, dev_full, inputs = _device_matrices(ctx, settings, client, rows if len(rows) != len(ytr) else None,
+                                                    Xva is not None)
+        results = cross_validate(plans, X_cv, y_cv, folds, settings, client=client, device=dev_cv)
         best = {n: best_trial(results[n]) for n in names}
         failed = {n: next((r.error for r in results[n] if r.error), "no finite CV score")
                   for n, b in best.items() if b is None}
@@ -370,7 +398,8 @@ def train(ctx: Any) -> None:
         if len(failed) == len(names):
             raise TridentError("train: every trial of every candidate failed: "
                                + "; ".join(f"{n}: {e}" for n, e in failed.items()))
-        fitted = refit({n: b for n, b in best.items() if b is not None}, Xtr, ytr, Xva, yva, settings, client=client)
+        fitted = refit({n: b for n, b in best.items() if b is not None}, Xtr, ytr, Xva, yva, settings, client=client,
+                       device=dev_full)
     search_seconds = time.perf_counter() - t0
     candidates: list[Candidate] = []
     records: list[dict[str, Any]] = []
@@ -405,6 +434,6 @@ def train(ctx: Any) -> None:
                  f["seconds"], b.params)
     ctx.write_json(CANDIDATES_JSON, {"task": task, "scoring": settings.scoring, "folds": len(folds),
                                      "method": method, "executor": (ctx.manifest.data.get("executor") or {}).get("kind"),
-                                     "library": settings.library, "n_jobs": settings.n_jobs,
+                                     "library": settings.library, "n_jobs": settings.n_jobs, "inputs": inputs,
                                      "seconds": round(search_seconds, 4), "candidates": records})
     ctx.state["candidates"] = candidates

@@ -145,3 +145,46 @@ def test_backend_gpu_without_a_gpu_fails_at_run_start_with_one_line(tmp_path):
     assert len(lines) == 1 and "backend=gpu" in lines[0] and "no GPU" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def _gbdt_settings(device):
+    from engine.train.search import SearchSettings
+
+    return SearchSettings("binary", early_stopping=False, device=device)
+
+
+def test_search_fits_device_estimators_from_the_device_matrix_alone(runs):
+    """With the matrix on the device, a fold fit of an estimator that takes device arrays reads rows of the
+    device copy (indices moved to the device first) and never the host matrix; the score equals the CPU fit's."""
+    from engine.train.search import DeviceMatrices, FitTask, fit_fold, make_folds
+
+    cpu, gpu = runs
+    y = gpu.state["ysplit"]["train"]
+    folds = make_folds(y, "binary", 3, seed=5)
+    params = {"n_estimators": 20, "max_depth": 3}
+    dev = DeviceMatrices(FakeDevice(), gpu.state["X_device"]["train"])
+    on_device = fit_fold(FitTask("trident_gbdt", 0, 1, params, 11, _gbdt_settings("gpu")), None, y, folds, device=dev)
+    on_host = fit_fold(FitTask("trident_gbdt", 0, 1, params, 11, _gbdt_settings("cpu")), cpu.state["X"]["train"], y,
+                       folds)
+    assert on_device["error"] is None, on_device["error"]
+    assert on_device["score"] == pytest.approx(on_host["score"], abs=1e-12)
+
+
+def test_train_stage_on_the_gpu_backend_hands_trident_gbdt_the_device_matrices(runs):
+    from engine.train.stage import train
+
+    cpu, gpu = runs
+    out = {}
+    for ctx in (cpu, gpu):
+        ctx.cfg.model.candidates = ["trident_gbdt"]
+        ctx.cfg.search.enabled = False
+        ctx.cfg.search.folds = 2
+        ctx.cfg.search.max_rows = 800  # the CV sample is taken on the device
+        train(ctx)
+        rec = json.loads((ctx.run_dir / "candidates.json").read_text())
+        out[ctx.run_id] = (ctx.state["candidates"][0], rec["inputs"]["estimators"])
+    (c_cand, c_inputs), (g_cand, g_inputs) = out["cpu"], out["gpu"]
+    assert c_inputs.startswith("host arrays") and g_inputs.startswith("device matrices")
+    assert g_cand.cv["mean"] == pytest.approx(c_cand.cv["mean"], abs=1e-12)
+    X = cpu.state["X"]["test"]
+    np.testing.assert_allclose(g_cand.estimator.predict_proba(X), c_cand.estimator.predict_proba(X), rtol=1e-12)
