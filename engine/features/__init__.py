@@ -1,7 +1,8 @@
 """Feature engineering: fitted transforms (impute, clip, scale, encode, hash, dates, derive, select,
 reduce) applied by a NumPy-only runtime that is also what the served model runs.
 
-``FeaturePipeline`` fits (pandas in); ``FeatureRuntime`` applies (NumPy / CuPy arrays in). Importing
+``FeaturePipeline`` fits (a pandas frame in memory, or a Dask DataFrame as per-partition statistics
+merged once: ``fit_dask``); ``FeatureRuntime`` applies (NumPy / CuPy arrays in, or per Dask partition). Importing
 this package is cheap: pandas, Numba and Dask load only when used.
 """
 from __future__ import annotations

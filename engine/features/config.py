@@ -101,6 +101,7 @@ class FeaturesConfig:
     exclude: list[str] = field(default_factory=list)
     id_min_rows: int = 100
     sample_rows: int = 200000
+    fit_partitions: int = 0
     seed: int = 0
 
 
@@ -196,6 +197,7 @@ def resolve_config(cfg: Any = None, **overrides: Any) -> FeaturesConfig:
         ("n_components", out.n_components >= 1, "an integer >= 1"),
         ("sample_rows", out.sample_rows >= 0, "an integer >= 0 (0 = all rows)"),
         ("id_min_rows", out.id_min_rows >= 1, "an integer >= 1"),
+        ("fit_partitions", out.fit_partitions >= 0, "an integer >= 0 (0 = fit in memory)"),
     ]
     for key, ok, what in checks:
         if not ok:

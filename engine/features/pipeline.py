@@ -21,14 +21,24 @@ Order of the steps (each fitted on the training rows only)
 Statistics that need quantiles or moments (fill values, clip bounds, scaler), the selection screening
 and PCA / SVD use a seeded sample of ``sample_rows`` training rows when there are more; counts
 (missing values, category levels, frequencies, target sums) always use every training row.
+
+In memory or partitioned
+------------------------
+:meth:`FeaturePipeline.fit` reads a pandas frame; :meth:`FeaturePipeline.fit_dask` a Dask DataFrame,
+without collecting it. Both run one fit (:meth:`FeaturePipeline._fit_stats`) over a :class:`FullStats`:
+the sample rows plus the few statistics that need every row (missing counts, time-of-day flags,
+category counts and per-fold target sums, and the confirmation of constant / duplicate suspects).
+:class:`InMemoryRows` computes them from the frame; :class:`engine.features.partitioned.
+PartitionedRows` as per-partition statistics merged once. The sample is the same rows either way
+(global positions), so both fits give the same pipeline.
 """
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -37,6 +47,9 @@ from engine.features import runtime as rt
 from engine.features.categorical import CategoricalFit, fit_categorical, fold_ids
 from engine.features.config import Reduce, config_record, resolve_config
 from engine.features.numeric import NumericFit, fit_numeric
+
+if TYPE_CHECKING:
+    from engine.features.select import FullData
 
 #: Version of what :meth:`FeaturePipeline.report` returns.
 REPORT_VERSION = 1
@@ -65,6 +78,12 @@ def _check_target(y: Any, n: int) -> np.ndarray | None:
     if not np.isfinite(a).all():
         raise DataError("features: the target y has missing or infinite values")
     return a
+
+
+def _check_column_names(columns: Any) -> None:
+    cols = list(columns)
+    if len(set(map(str, cols))) != len(cols) or not all(isinstance(c, str) for c in cols):
+        raise DataError("features: column names must be unique strings")
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -188,7 +207,7 @@ def _plan_columns(df: Any, kinds: Any, exclude: Any, cfg: Any) -> tuple[list[tup
     return candidates, columns_report, derived_report, derive_ok
 
 
-def _numeric_steps(candidates: list[tuple[str, str]], derive_ok: list, prepared: dict[str, Any],
+def _numeric_steps(candidates: list[tuple[str, str]], derive_ok: list, has_time: Callable[[str], bool],
                    columns_report: dict, cfg: Any) -> tuple[list[tuple[str, dict[str, Any], str]], dict[str, list[str]]]:
     """(name, source, origin) of every numeric step: columns, derived features, date parts; and the
     date parts of each datetime column (hour only when some training value has a time of day)."""
@@ -205,9 +224,7 @@ def _numeric_steps(candidates: list[tuple[str, str]], derive_ok: list, prepared:
         if not cfg.dates:
             columns_report[c].update(fate="dropped", reason="dates off", detail="features.dates is false")
             continue
-        ns = prepared[c]
-        has_time = bool(np.any((ns % (86_400 * 10**9) != 0) & (ns != rt.NAT)))
-        parts = [p for p in cfg.date_parts if p != "hour" or has_time]
+        parts = [p for p in cfg.date_parts if p != "hour" or has_time(c)]
         wanted[c] = parts
         for p in parts:
             steps.append((f"{c}__{p}", {"op": "datepart", "column": c, "part": p}, c))
@@ -222,6 +239,126 @@ def _missing_rows(src: dict[str, Any], prepared: dict[str, Any], n: int) -> int:
     if op == "datepart":
         return int(np.count_nonzero(prepared[src["column"]] == rt.NAT))
     return int(np.count_nonzero(~np.isfinite(rt.source_values(src, prepared, 0, n))))
+
+
+def has_time_of_day(ns: np.ndarray) -> bool:
+    """Whether some (non-missing) datetime in int64 nanoseconds is not at midnight."""
+    return bool(np.any((ns % (86_400 * 10**9) != 0) & (ns != rt.NAT)))
+
+
+def sample_rows(n: int, cfg: Any) -> np.ndarray | None:
+    """Sorted positions of the seeded sample of ``cfg.sample_rows`` training rows (None: every row)."""
+    if cfg.sample_rows and n > cfg.sample_rows:
+        rng = np.random.default_rng(cfg.seed)
+        return np.sort(rng.choice(n, size=cfg.sample_rows, replace=False))
+    return None
+
+
+def with_oof(X: np.ndarray, idx: np.ndarray, oof: Mapping[int, np.ndarray]) -> np.ndarray:
+    """Put the out-of-fold target encodings ``oof`` (candidate -> float32 values) into their columns."""
+    for j, v in oof.items():
+        if idx[j] >= 0:
+            X[:, int(idx[j])] = v
+    return X
+
+
+class FullStats(Protocol):
+    """Statistics over every training row that a fit needs beyond its sample.
+
+    :class:`InMemoryRows` computes them from a frame held in memory; :class:`engine.features.
+    partitioned.PartitionedRows` from a Dask DataFrame, as per-partition statistics merged once.
+    Both give the same answers, so both fits share :meth:`FeaturePipeline._fit_stats`.
+    """
+
+    n: int
+
+    def load(self, candidates: list[tuple[str, str]], derive_ok: list, sample: np.ndarray | None) -> None:
+        """Collect what the queries below need (the partitioned rows run their pass here)."""
+
+    def sample(self) -> tuple[dict[str, Any], int]:
+        """Prepared columns of the sample rows (every row without a sample) and their count."""
+
+    def has_time(self, column: str) -> bool:
+        """Whether a datetime column has a value with a time of day."""
+
+    def missing_rows(self, src: dict[str, Any]) -> int:
+        """Training rows where a numeric step's source is missing."""
+
+    def categorical(self, column: str) -> CategoricalFit:
+        """The fitted encoder of a categorical column (levels, counts, target sums: every row)."""
+
+    def sample_oof(self, fit: CategoricalFit) -> np.ndarray:
+        """float32 out-of-fold target encoding of the sample rows."""
+
+    def full(self, runtime_for: Callable, n_candidates: int, oof_fits: dict[int, CategoricalFit]) -> FullData:
+        """Answers about candidate features on every training row, for the selection screening.
+
+        ``runtime_for(keep)`` -> (runtime computing the candidates of the boolean mask ``keep``,
+        each candidate's column in its output); ``oof_fits``: candidate -> target-encoding fit.
+        """
+
+    def train_matrix(self, runtime: rt.FeatureRuntime, idx: np.ndarray, oof_fits: dict[int, CategoricalFit]) -> Any:
+        """The training rows' features (``idx``: each candidate's column before reduction),
+        target-encoded columns out of fold."""
+
+
+class InMemoryRows:
+    """:class:`FullStats` of a training frame held in memory (its prepared columns)."""
+
+    def __init__(self, prepared: dict[str, Any], n: int, y: np.ndarray | None, cfg: Any) -> None:
+        self.prepared, self.n, self.y, self.cfg = prepared, n, y, cfg
+        self.folds = fold_ids(n, cfg.target_folds, cfg.seed) if y is not None else None
+        self.rows: np.ndarray | None = None
+        self.prepared_s = prepared
+        self.oof: dict[str, np.ndarray] = {}
+
+    def load(self, candidates: list[tuple[str, str]], derive_ok: list, sample: np.ndarray | None) -> None:
+        self.rows = sample
+        self.prepared_s = rt.subset(self.prepared, sample) if sample is not None else self.prepared
+
+    def sample(self) -> tuple[dict[str, Any], int]:
+        return self.prepared_s, self.n if self.rows is None else int(self.rows.shape[0])
+
+    def has_time(self, column: str) -> bool:
+        return has_time_of_day(self.prepared[column])
+
+    def missing_rows(self, src: dict[str, Any]) -> int:
+        return _missing_rows(src, self.prepared, self.n)
+
+    def categorical(self, column: str) -> CategoricalFit:
+        fit = fit_categorical(column, self.prepared[column], self.y, self.cfg, self.folds)
+        if fit.oof is not None:
+            self.oof[column] = fit.oof.astype(np.float32)
+        return fit
+
+    def sample_oof(self, fit: CategoricalFit) -> np.ndarray:
+        v = self.oof[fit.column]
+        return v if self.rows is None else v[self.rows]
+
+    def full(self, runtime_for: Callable, n_candidates: int, oof_fits: dict[int, CategoricalFit]) -> FullData:
+        from engine.features.select import FullColumns
+
+        def full_columns(cols: list[int]) -> dict[int, np.ndarray]:
+            keep = np.zeros(n_candidates, dtype=bool)
+            keep[cols] = True
+            r, idx = runtime_for(keep)
+            X = with_oof(r.transform_prepared(self.prepared, self.n, reduce=False), idx, self.train_oof(oof_fits))
+            return {j: X[:, int(idx[j])] for j in cols}
+
+        return FullColumns(full_columns)
+
+    def train_oof(self, oof_fits: dict[int, CategoricalFit]) -> dict[int, np.ndarray]:
+        """Candidate -> float32 out-of-fold values of every training row."""
+        return {j: self.oof[f.column] for j, f in oof_fits.items()}
+
+    def train_matrix(self, runtime: rt.FeatureRuntime, idx: np.ndarray,
+                     oof_fits: dict[int, CategoricalFit]) -> np.ndarray:
+        """The training rows' features, target-encoded columns out of fold."""
+        X = runtime.transform_prepared(self.prepared, self.n, reduce=False)
+        X = with_oof(X, idx, self.train_oof(oof_fits))
+        if runtime.reduce_spec["method"] != "none":
+            X = runtime.apply_reduce(X)
+        return X
 
 
 class FeaturePipeline:
@@ -299,46 +436,120 @@ class FeaturePipeline:
         """Fit, then return the training features; target-encoded columns hold their out-of-fold values."""
         return self._fit(df, y, kinds, exclude, want_train=True)
 
+    def fit_dask(self, ddf: Any, y: Any = None, kinds: dict[str, str] | None = None,
+                 exclude: Any = ()) -> "FeaturePipeline":
+        """Fit on a Dask DataFrame without collecting it: per-partition statistics merged once.
+
+        The fitted pipeline equals :meth:`fit` on the concatenated partitions (the same sample,
+        counts, levels and selection); target sums of a non-integer target may differ in the last
+        bits (they are added up per partition). Only the seeded sample of ``sample_rows`` rows (every
+        row when there are no more) comes to this process; everything else is computed by Dask tasks
+        on the current scheduler (see :mod:`engine.features.partitioned` for the passes). Each pass
+        reads the partitions again: ``ddf.persist()`` first when the frame fits in the workers' memory.
+
+        Parameters
+        ----------
+        ddf : dask.dataframe.DataFrame
+            Training rows, raw columns, in any number of partitions.
+        y : dask Series, dask array or 1-D array, optional
+            Target, row-aligned with ``ddf`` (a NumPy array is sliced at the partition boundaries; a
+            Dask collection is re-cut to them when its partitions differ).
+        kinds, exclude
+            As in :meth:`fit`.
+
+        Raises
+        ------
+        DataError
+            ``ddf`` is not a Dask DataFrame, has no rows, or ``y`` has another length.
+
+        Examples
+        --------
+        >>> import dask, dask.dataframe as dd, pandas as pd
+        >>> df = pd.DataFrame({"income": [1.0, 2.0, None, 4.0], "home": ["rent", "own", "rent", None]})
+        >>> fp = FeaturePipeline(scaler="none", clip="none", correlation_threshold=None)
+        >>> with dask.config.set(scheduler="synchronous"):
+        ...     fp = fp.fit_dask(dd.from_pandas(df, npartitions=2))
+        >>> fp.report()["fitted_on"]
+        {'partitions': 2, 'rows': 4}
+        """
+        self._fit_partitioned(ddf, y, kinds, exclude, want_train=False)
+        return self
+
+    def fit_transform_dask(self, ddf: Any, y: Any = None, kinds: dict[str, str] | None = None,
+                           exclude: Any = ()) -> Any:
+        """:meth:`fit_dask`, then the training features as a lazy Dask array.
+
+        float32, one chunk per partition (row counts known), rows in order; target-encoded columns
+        hold their out-of-fold values, computed partition by partition from the merged per-fold
+        sums. ``.compute()`` equals :meth:`fit_transform` on the concatenated partitions.
+        """
+        return self._fit_partitioned(ddf, y, kinds, exclude, want_train=True)
+
     def _fit(self, df: Any, y: Any, kinds: Any, exclude: Any, want_train: bool) -> np.ndarray | None:
         import pandas as pd
 
         from engine.features.frame import to_columns
-        from engine.features.reduce import fit_reduce
-        from engine.features.select import screen
 
         cfg = resolve_config(self.config, **self.overrides)
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"features: fit expects a pandas DataFrame, got {type(df).__name__}")
-        if len(set(map(str, df.columns))) != df.shape[1] or not all(isinstance(c, str) for c in df.columns):
-            raise DataError("features: column names must be unique strings")
+        _check_column_names(df.columns)
         n = len(df)
         if n == 0:
             raise DataError("features: cannot fit on an empty frame")
         yv = _check_target(y, n)
         candidates, columns_report, derived_report, derive_ok = _plan_columns(df, kinds, exclude, cfg)
-        cand_kind = dict(candidates)
-        notes: list[str] = []
-        columns = to_columns(df, cand_kind)
+        columns = to_columns(df, dict(candidates))
         try:
             prepared, _ = rt.prepare_columns(columns, candidates)
         except rt.FeatureInputError as exc:
             raise DataError(str(exc)) from None
-        rng = np.random.default_rng(cfg.seed)
-        sample = None
-        if cfg.sample_rows and n > cfg.sample_rows:
-            sample = np.sort(rng.choice(n, size=cfg.sample_rows, replace=False))
+        rows = InMemoryRows(prepared, n, yv, cfg)
+        idx, oof_fits = self._fit_stats(cfg, rows, candidates, columns_report, derived_report, derive_ok, df.shape[1])
+        if not want_train:
+            return None
+        return rows.train_matrix(self.runtime_, idx, oof_fits)
+
+    def _fit_partitioned(self, ddf: Any, y: Any, kinds: Any, exclude: Any, want_train: bool) -> Any:
+        from engine.features.partitioned import PartitionedRows
+
+        cfg = resolve_config(self.config, **self.overrides)
+        rows = PartitionedRows(ddf, y, cfg, kinds)  # checks the frame and y, counts every partition's rows
+        candidates, columns_report, derived_report, derive_ok = _plan_columns(rows.meta, rows.kinds, exclude, cfg)
+        idx, oof_fits = self._fit_stats(cfg, rows, candidates, columns_report, derived_report, derive_ok,
+                                        rows.meta.shape[1])
+        self.report_["fitted_on"] = {"partitions": rows.n_partitions, "rows": rows.n}
+        if not want_train:
+            return None
+        return rows.train_matrix(self.runtime_, idx, oof_fits)
+
+    def _fit_stats(self, cfg: Any, rows: FullStats, candidates: list[tuple[str, str]], columns_report: dict,
+                   derived_report: dict, derive_ok: list,
+                   n_features_in: int) -> tuple[np.ndarray, dict[int, CategoricalFit]]:
+        """Fit every step from the sample and the full-data statistics ``rows``; set the fitted state.
+
+        Returns each candidate's column in the pre-reduction output and the target-encoding fits
+        by candidate (what the training matrix needs).
+        """
+        from engine.features.reduce import fit_reduce
+        from engine.features.select import screen
+
+        n = rows.n
+        notes: list[str] = []
+        sample = sample_rows(n, cfg)
+        if sample is not None:
             notes.append(f"quantiles, moments, selection screening and reduction used a seeded sample of "
                          f"{cfg.sample_rows} of {n} training rows")
-        prepared_s = rt.subset(prepared, sample) if sample is not None else prepared
-        m = n if sample is None else int(sample.shape[0])
+        rows.load(candidates, derive_ok, sample)
+        prepared_s, m = rows.sample()
 
         lay = _Layout()
-        steps, wanted = _numeric_steps(candidates, derive_ok, prepared, columns_report, cfg)
+        steps, wanted = _numeric_steps(candidates, derive_ok, rows.has_time, columns_report, cfg)
         cache: dict[str, Any] = {}
         indicated: set[str] = set()  # datetime columns that already have their one missing indicator
         for name, src, origin in steps:
             op = src["op"]
-            n_miss = _missing_rows(src, prepared, n)
+            n_miss = rows.missing_rows(src)
             x_s = rt.source_values(src, prepared_s, 0, m, np, cache, wanted)
             fit = fit_numeric(x_s, cfg)
             vi = lay.add(name, origin)
@@ -350,16 +561,17 @@ class FeaturePipeline:
             lay.numeric.append({"name": name, "source": src, "fit": fit, "value": vi, "indicator": ii,
                                 "missing": n_miss})
         # categorical columns
-        folds = fold_ids(n, cfg.target_folds, cfg.seed) if yv is not None else None
-        oof: dict[int, np.ndarray] = {}
+        oof_fits: dict[int, CategoricalFit] = {}
+        oof_s: dict[int, np.ndarray] = {}
         for c, k in candidates:
             if k != "categorical":
                 continue
-            fit = fit_categorical(c, prepared[c], yv, cfg, folds)
+            fit = rows.categorical(c)
             idx = [lay.add(nm, c) for nm in fit.names]
             lay.categorical.append((fit, idx))
-            if fit.oof is not None:
-                oof[idx[0]] = fit.oof.astype(np.float32)
+            if fit.target is not None:
+                oof_fits[idx[0]] = fit
+                oof_s[idx[0]] = rows.sample_oof(fit)
             columns_report[c].update(encoder=fit.encoder, encoder_reason=fit.why, n_levels=fit.n_levels)
             notes.extend(f"{c}: {t}" for t in fit.notes)
         lay.names = _unique_names(lay.names)
@@ -372,19 +584,6 @@ class FeaturePipeline:
             spec, arrays = lay.spec(idx, input_order)
             return rt.FeatureRuntime(spec, arrays, hasher=hasher), idx
 
-        def with_oof(X: np.ndarray, idx: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
-            for j, v in oof.items():
-                if idx[j] >= 0:
-                    X[:, int(idx[j])] = v if rows is None else v[rows]
-            return X
-
-        def full_columns(cols: list[int]) -> dict[int, np.ndarray]:
-            keep = np.zeros(K, dtype=bool)
-            keep[cols] = True
-            r, idx = runtime_for(keep)
-            X = with_oof(r.transform_prepared(prepared, n, reduce=False), idx, None)
-            return {j: X[:, int(idx[j])] for j in cols}
-
         # selection
         all_keep = np.ones(K, dtype=bool)
         r_all, idx_all = runtime_for(all_keep)
@@ -392,12 +591,12 @@ class FeaturePipeline:
             or cfg.reduce is not Reduce.none
         X_s = None
         if need_sample_matrix and K:
-            X_s = with_oof(r_all.transform_prepared(prepared_s, m, reduce=False), idx_all, sample)
+            X_s = with_oof(r_all.transform_prepared(prepared_s, m, reduce=False), idx_all, oof_s)
         drops = {}
         if X_s is not None:
             drops = screen(X_s, lay.names, drop_constant=cfg.drop_constant, drop_duplicates=cfg.drop_duplicates,
                            correlation_threshold=cfg.correlation_threshold,
-                           full_columns=full_columns if sample is not None else None)
+                           full=rows.full(runtime_for, K, oof_fits) if sample is not None else None)
         keep = np.ones(K, dtype=bool)
         for j in drops:
             keep[j] = False
@@ -420,16 +619,10 @@ class FeaturePipeline:
         self.feature_names_ = self.runtime_.feature_names
         self.input_columns_ = self.runtime_.input_columns
         self.input_kinds_ = self.runtime_.input_kinds
-        self.n_features_in_ = df.shape[1]
+        self.n_features_in_ = n_features_in
         self.report_ = self._build_report(lay, drops, keep, columns_report, derived_report, reduce_info, notes, n,
                                           pre_names)
-        if not want_train:
-            return None
-        X = self.runtime_.transform_prepared(prepared, n, reduce=False)
-        X = with_oof(X, idx, None)
-        if spec["reduce"]["method"] != "none":
-            X = self.runtime_.apply_reduce(X)
-        return X
+        return idx, oof_fits
 
     # ------------------------------------------------------------------------- report
     def _build_report(self, lay: _Layout, drops: dict, keep: np.ndarray, columns_report: dict, derived_report: dict,

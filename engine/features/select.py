@@ -6,11 +6,16 @@ decision is confirmed on every training row, so no feature is dropped for being 
 duplicate unless it is one. Correlation is judged on at most :data:`CORRELATION_ROWS` evenly spaced
 rows of the sample (Pearson's r; the later feature of a pair with ``|r| > correlation_threshold`` goes,
 earlier ones stay).
+
+The confirmation asks a :class:`FullData` two questions (each column's minimum, maximum and first
+value; whether pairs of columns are equal on every row), which a partitioned fit answers with
+per-partition reductions merged once instead of materialising the columns.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -37,9 +42,43 @@ class Drop:
     detail: str
 
 
+class FullData(Protocol):
+    """Answers about candidate features over every training row (not just the screening sample)."""
+
+    def extremes(self, cols: list[int]) -> dict[int, tuple[float, float, float]]:
+        """``{j: (min, max, first value)}`` of each column ``j`` over every training row."""
+        ...
+
+    def equal(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], bool]:
+        """``{(i, j): columns i and j are equal on every training row}``."""
+        ...
+
+
+class FullColumns:
+    """:class:`FullData` from a function that materialises whole columns (the in-memory fit).
+
+    Parameters
+    ----------
+    full_columns : callable
+        ``full_columns([j, ...]) -> {j: column over all training rows}``.
+    """
+
+    def __init__(self, full_columns: Callable[[list[int]], dict[int, np.ndarray]]) -> None:
+        self.full_columns = full_columns
+
+    def extremes(self, cols: list[int]) -> dict[int, tuple[float, float, float]]:
+        full = self.full_columns(cols)
+        return {j: (col.min(), col.max(), col[0]) for j, col in full.items()}
+
+    def equal(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], bool]:
+        full = self.full_columns(sorted({j for p in pairs for j in p}))
+        return {(i, j): bool(np.array_equal(full[i], full[j])) for i, j in pairs}
+
+
 def screen(X: np.ndarray, names: list[str], *, drop_constant: bool, drop_duplicates: bool,
            correlation_threshold: float | None,
-           full_columns: Callable[[list[int]], dict[int, np.ndarray]] | None = None) -> dict[int, Drop]:
+           full_columns: Callable[[list[int]], dict[int, np.ndarray]] | None = None,
+           full: FullData | None = None) -> dict[int, Drop]:
     """Features to drop, by candidate index.
 
     Parameters
@@ -51,7 +90,12 @@ def screen(X: np.ndarray, names: list[str], *, drop_constant: bool, drop_duplica
     full_columns : callable, optional
         ``full_columns([j, ...]) -> {j: column over all training rows}``; ``None`` when ``X`` already
         holds every training row.
+    full : FullData, optional
+        Confirms the suspects on every training row without materialising them (instead of
+        ``full_columns``).
     """
+    if full is None and full_columns is not None:
+        full = FullColumns(full_columns)
     k = X.shape[1]
     drops: dict[int, Drop] = {}
     alive = list(range(k))
@@ -59,11 +103,11 @@ def screen(X: np.ndarray, names: list[str], *, drop_constant: bool, drop_duplica
         return drops
     if drop_constant:
         suspects = [j for j in alive if X[:, j].min() == X[:, j].max()]
-        full = full_columns(suspects) if (full_columns and suspects) else {}
+        ext = full.extremes(suspects) if (full is not None and suspects) else {}
         for j in suspects:
-            col = full.get(j, X[:, j])
-            if col.min() == col.max():
-                drops[j] = Drop("constant", f"constant ({float(col[0]):g})")
+            lo, hi, first = ext.get(j) or (X[:, j].min(), X[:, j].max(), X[0, j])
+            if lo == hi:
+                drops[j] = Drop("constant", f"constant ({float(first):g})")
         alive = [j for j in alive if j not in drops]
     if drop_duplicates and len(alive) > 1:
         groups: dict[tuple[int, int], list[int]] = {}
@@ -78,10 +122,9 @@ def screen(X: np.ndarray, names: list[str], *, drop_constant: bool, drop_duplica
                 if first is not None:
                     pairs.append((first, j))
         if pairs:
-            full = full_columns(sorted({j for p in pairs for j in p})) if full_columns else {}
+            same = full.equal(pairs) if full is not None else {p: True for p in pairs}
             for i, j in pairs:
-                a, b = full.get(i, X[:, i]), full.get(j, X[:, j])
-                if np.array_equal(a, b):
+                if same[(i, j)]:
                     drops[j] = Drop("duplicate", f"duplicate of {names[i]}")
         alive = [j for j in alive if j not in drops]
     if correlation_threshold is not None and len(alive) > 1 and X.shape[0] > 2:

@@ -208,6 +208,21 @@ def _device_record(xp: Any, shapes: dict[str, tuple[int, ...]], seconds: float) 
             "shapes": {k: list(v) for k, v in shapes.items()}, "transform_seconds": round(seconds, 4)}
 
 
+def _fit_partitioned(ctx: Any, pipe: Any, frame: Any, y: np.ndarray, kinds: dict[str, str], excluded: list[str],
+                     partitions: int) -> np.ndarray:
+    """Fit ``pipe`` on ``partitions`` Dask partitions of the training rows (per-partition statistics merged
+    once, on the run's cluster or Dask's local threads) and return the training matrix."""
+    import dask.dataframe as dd
+
+    ddf = dd.from_pandas(frame, npartitions=min(partitions, max(len(frame), 1)), sort=False)
+    with executor(ctx) as client:
+        X = pipe.fit_transform_dask(ddf, y, kinds=kinds, exclude=excluded)
+        X = (client.compute(X).result() if client is not None else X.compute())
+    LOG.info("features: fitted on %d partitions of the training rows (%s)", ddf.npartitions,
+             "Dask cluster" if client is not None else "Dask local threads")
+    return np.asfortranarray(X, dtype=np.float32)
+
+
 def features(ctx: Any) -> None:
     """Stage ``features``: fit the feature pipeline on the training split, transform every split.
 
@@ -233,8 +248,13 @@ def features(ctx: Any) -> None:
     rows = {k: np.asarray(v, dtype=np.int64) for k, v in splits.items()}
     t0 = time.perf_counter()
     pipe = FeaturePipeline(ctx.cfg.features)
-    X = {"train": pipe.fit_transform(data.iloc[rows["train"]].reset_index(drop=True), y[rows["train"]],
-                                     kinds={c: kinds[c] for c in cols + excluded if c in kinds}, exclude=excluded)}
+    train_rows = data.iloc[rows["train"]].reset_index(drop=True)
+    fit_kinds = {c: kinds[c] for c in cols + excluded if c in kinds}
+    partitions = int(getattr(ctx.cfg.features, "fit_partitions", 0) or 0)
+    if partitions > 0:
+        X = {"train": _fit_partitioned(ctx, pipe, train_rows, y[rows["train"]], fit_kinds, excluded, partitions)}
+    else:
+        X = {"train": pipe.fit_transform(train_rows, y[rows["train"]], kinds=fit_kinds, exclude=excluded)}
     fit_seconds = time.perf_counter() - t0
     xp = _feature_namespace(ctx)
     X_device: dict[str, Any] = {}
