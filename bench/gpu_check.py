@@ -3,11 +3,18 @@
 Run from the repository root on a machine with a GPU::
 
     python bench/gpu_check.py            # prints one table; writes $OUT/gpu_check.json if OUT is set
+    python bench/gpu_check.py --only "drift|gbdt"   # the checks whose name matches
 
 Without a GPU it says so and exits 0. Each check is independent: an exception becomes a FAIL row and
 the next check runs. Exit status 1 when a check failed. Needs only NumPy, Numba CUDA, CuPy, pandas
-and scipy (no Dask: the LocalCUDACluster check runs only when dask_cuda imports). The checks stop
-starting after ``--budget`` seconds (default 420) so the whole run stays under 8 minutes.
+and scipy (no Dask: the LocalCUDACluster check runs only when dask_cuda imports; the stages check needs
+hydra-core). ``bench/gpu_wheels.sh`` fetches the wheels a GPU machine without them needs. The checks
+stop starting after ``--budget`` seconds (default 420) so the whole run stays under 8 minutes;
+``$OUT/gpu_check.json`` is rewritten after every check, so a run stopped early keeps what it did.
+
+``--smoke`` runs every check on :data:`SMOKE_ROWS` rows, GPU or not: with ``NUMBA_ENABLE_CUDASIM=1``
+and ``tests/cupy_standin`` (NumPy posing as CuPy) first on ``PYTHONPATH`` the whole script runs on a
+machine without a GPU, which tests the script, not the GPU.
 
 Kernel modules may expose ``gpu_check() -> dict`` (keys ``ok``, ``detail``, and any timings): it is
 called when present.
@@ -15,7 +22,8 @@ called when present.
 Feature pipeline: CuPy vs NumPy transform of the same fitted pipeline on 200k synthetic credit rows
 (every encoder, dates, a ratio; once more with PCA), equal when ``|gpu - cpu| <= 1e-6 * max(|cpu|, 1)``
 element-wise (:data:`FEATURE_RTOL`; float32 output, exact in practice except PCA's matrix product);
-the ``features`` stage itself with ``backend=gpu`` (needs hydra-core); and the 20M-row timing of
+the ``features`` and ``train`` stages with ``backend=gpu`` (device matrices, ``trident_gbdt`` fitted on
+them, CV AUC within :data:`GBDT_AUC_TOL` of the CPU run's); and the 20M-row timing of
 ``python -m bench features --backend gpu`` with the pandas baseline and Trident's CPU path timed on
 fewer rows in the same run and extrapolated per row (the table says so).
 
@@ -185,12 +193,12 @@ def check_gbdt_loss(rows: int = 5_000_000) -> Result:
     return ("ok" if ok else "FAIL"), f"squared_error / log_loss equal to cpu: {out}", {}
 
 
-def check_hook(module: str) -> Result:
+def check_hook(module: str, **sizes: int) -> Result:
     mod = _optional(module)
     hook = getattr(mod, "gpu_check", None)
     if hook is None:
         raise _Skip(f"{module} has no gpu_check() hook")
-    res = dict(hook())
+    res = dict(hook(**sizes))
     ok = bool(res.pop("ok", False))
     return ("ok" if ok else "FAIL"), str(res.pop("detail", "")), res
 
@@ -280,25 +288,42 @@ def check_feature_parity(rows: int = 200_000) -> Result:
     return ("ok" if ok else "FAIL"), detail, out
 
 
-def check_features_stage(rows: int = 200_000) -> Result:
-    """The ``features`` stage with ``backend=gpu`` against the same stage on the CPU backend."""
+def _gpu_backend() -> Any:
+    """The GPU backend; on a smoke run without a GPU, the same over whatever ``cupy`` imports."""
+    from engine.backend import Backend, gpu_available, select_backend
+
+    if gpu_available()[0]:
+        return select_backend("gpu")
+    import cupy
+    import pandas
+
+    return Backend("gpu", cupy, pandas, "sklearn", "gpu")
+
+
+def check_stages(rows: int = 200_000, trees: int = 100, depth: int = 6) -> Result:
+    """The ``features`` and ``train`` stages with ``backend=gpu`` against the same stages on the CPU backend:
+    device matrices left by ``features``, and ``trident_gbdt`` fitted on them (``candidates.json["inputs"]``)
+    with a cross-validated AUC within :data:`GBDT_AUC_TOL` of the CPU run's."""
     _optional("hydra")
     import tempfile
 
     import numpy as np
 
-    from engine.backend import cpu_backend, select_backend
+    from engine.backend import cpu_backend
     from engine.config import compose
     from engine.data.synthetic import make_credit
     from engine.pipeline import RunContext
     from engine.registry.manifest import Manifest
-    from engine.train.stage import features, split
+    from engine.train.stage import features, split, train
 
     frame = make_credit(rows, seed=0)
-    results = {}
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, backend in (("cpu", cpu_backend()), ("gpu", select_backend("gpu"))):
-            cfg = compose(["backend=cpu", "tracking.enabled=false", f"runs_dir={tmp}", "data.date_column=null"])
+        for name, backend in (("cpu", cpu_backend()), ("gpu", _gpu_backend())):
+            cfg = compose(["backend=cpu", "tracking.enabled=false", f"runs_dir={tmp}", "data.date_column=null",
+                           "model.candidates=[trident_gbdt]", "search.enabled=false", "search.folds=2",
+                           f"+model.params.trident_gbdt.n_estimators={trees}",
+                           f"+model.params.trident_gbdt.max_depth={depth}"])
             run_dir = Path(tmp) / name
             run_dir.mkdir()
             ctx = RunContext(cfg=cfg, run_id=name, run_dir=run_dir, backend=backend, manifest=Manifest(name, run_dir))
@@ -307,18 +332,28 @@ def check_features_stage(rows: int = 200_000) -> Result:
             split(ctx)
             t0 = time.perf_counter()
             features(ctx)
-            results[name] = (ctx, time.perf_counter() - t0)
-    cpu, gpu = results["cpu"][0], results["gpu"][0]
+            t_feat = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            train(ctx)
+            t_train = time.perf_counter() - t0
+            inputs = json.loads((run_dir / "candidates.json").read_text())["inputs"]["estimators"]
+            results[name] = {"ctx": ctx, "features_s": t_feat, "train_s": t_train, "inputs": inputs,
+                             "cv_auc": float(ctx.state["candidates"][0].cv["mean"])}
+    cpu, gpu = results["cpu"]["ctx"], results["gpu"]["ctx"]
     on_device = all(type(v).__module__.startswith("cupy") for v in gpu.state["X_device"].values())
     host = all(type(v) is np.ndarray for v in gpu.state["X"].values())
     diffs = {k: _feature_diff(gpu.state["X"][k], cpu.state["X"][k])["max_scaled"] for k in ("train", "valid", "test")}
     rec = gpu.manifest["features_device"]
-    ok = on_device and host and max(diffs.values()) <= FEATURE_RTOL and rec.get("device") == "gpu"
+    auc_diff = results["gpu"]["cv_auc"] - results["cpu"]["cv_auc"]
+    device_fit = results["gpu"]["inputs"].startswith("device matrices")
+    ok = (on_device and host and max(diffs.values()) <= FEATURE_RTOL and rec.get("device") == "gpu" and device_fit
+          and abs(auc_diff) <= GBDT_AUC_TOL)
+    r = {k: {kk: vv for kk, vv in v.items() if kk != "ctx"} for k, v in results.items()}
     detail = (f"{rows:,} rows: X_device on CuPy {on_device}, X host copies {host}, max scaled diff vs cpu stage "
-              f"{max(diffs.values()):.1e}; manifest features_device.device={rec.get('device')}; stage "
-              f"{results['gpu'][1]:.2f} s gpu vs {results['cpu'][1]:.2f} s cpu")
-    return ("ok" if ok else "FAIL"), detail, {"diffs": diffs, "record": rec, "gpu_s": results["gpu"][1],
-                                              "cpu_s": results["cpu"][1]}
+              f"{max(diffs.values()):.1e}; features {r['gpu']['features_s']:.2f} s gpu vs {r['cpu']['features_s']:.2f} s "
+              f"cpu; trident_gbdt on device matrices {device_fit}, CV AUC gpu {r['gpu']['cv_auc']:.4f} vs cpu "
+              f"{r['cpu']['cv_auc']:.4f}; train {r['gpu']['train_s']:.2f} s gpu vs {r['cpu']['train_s']:.2f} s cpu")
+    return ("ok" if ok else "FAIL"), detail, {"diffs": diffs, "record": rec, "runs": r, "auc_diff": auc_diff}
 
 
 def check_gbdt_gpu(rows: int = 200_000, features: int = 20, trees: int = 100) -> Result:
@@ -422,27 +457,40 @@ def check_local_cuda_cluster() -> Result:
 
 
 # ------------------------------------------------------------------------------------ main
+#: Sizes of a ``--smoke`` run: enough rows for every code path, small enough for the CUDA simulator.
+SMOKE_ROWS = 2_000
+
+
 def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result], float]]:
     """(name, check, seconds it may take): a check starts only while that much of the budget is left."""
+    smoke = bool(getattr(args, "smoke", False))
+
+    def n(rows: int) -> int:
+        return SMOKE_ROWS if smoke else rows
+
+    def hook(module: str, **sizes: int) -> Callable[[], Result]:
+        return lambda: check_hook(module, **({k: n(v) for k, v in sizes.items()} if smoke else {}))
+
     return [
-        ("binned_stats C float32 10 bins", lambda: check_binned_stats("C", "float32", 10), 20),
-        ("binned_stats F float32 10 bins", lambda: check_binned_stats("F", "float32", 10), 10),
-        ("binned_stats C float64 40 bins", lambda: check_binned_stats("C", "float64", 40), 10),
-        ("category_counts", check_category_counts, 10),
-        ("hashing", check_hashing, 15),
-        ("gbdt_binning", check_gbdt_binning, 10),
-        ("gbdt_loss", check_gbdt_loss, 10),
-        ("gbdt_hist", lambda: check_hook("kernels.gbdt_hist"), 20),
-        ("gbdt_partition", lambda: check_hook("kernels.gbdt_partition"), 20),
-        ("gbdt_split", lambda: check_hook("kernels.gbdt_split"), 10),
-        ("gbdt_predict", lambda: check_hook("kernels.gbdt_predict"), 20),
-        (f"trident_gbdt CuPy vs NumPy vs sklearn, {args.gbdt_rows:,} x 20", lambda: check_gbdt_gpu(args.gbdt_rows), 60),
-        ("feature pipeline CuPy vs NumPy", check_feature_parity, 20),
-        ("features stage, backend=gpu", check_features_stage, 20),
-        ("drift compare CuPy vs NumPy", check_drift_parity, 15),
-        (f"drift bandwidth {args.rows:,} x 20", lambda: check_drift_bandwidth(args.rows), 40),
-        (f"bench features --backend gpu, {args.feature_rows:,} rows",
-         lambda: check_features_bench(args.feature_rows, args.feature_host_rows), 90),
+        ("binned_stats C float32 10 bins", lambda: check_binned_stats("C", "float32", 10, rows=n(2_000_000)), 20),
+        ("binned_stats F float32 10 bins", lambda: check_binned_stats("F", "float32", 10, rows=n(2_000_000)), 10),
+        ("binned_stats C float64 40 bins", lambda: check_binned_stats("C", "float64", 40, rows=n(2_000_000)), 10),
+        ("category_counts", lambda: check_category_counts(n(5_000_000)), 10),
+        ("hashing", lambda: check_hashing(n(2_000_000)), 15),
+        ("gbdt_binning", lambda: check_gbdt_binning(n(2_000_000)), 10),
+        ("gbdt_loss", lambda: check_gbdt_loss(n(5_000_000)), 10),
+        ("gbdt_hist", hook("kernels.gbdt_hist", rows=4_000_000), 20),
+        ("gbdt_partition", hook("kernels.gbdt_partition", rows=4_000_000), 20),
+        ("gbdt_split", hook("kernels.gbdt_split"), 10),
+        ("gbdt_predict", hook("kernels.gbdt_predict", rows=1_000_000, trees=100), 20),
+        (f"trident_gbdt CuPy vs NumPy vs sklearn, {n(args.gbdt_rows):,} x 20",
+         lambda: check_gbdt_gpu(n(args.gbdt_rows), trees=10 if smoke else 100), 60),
+        ("feature pipeline CuPy vs NumPy", lambda: check_feature_parity(n(200_000)), 20),
+        ("features and train stages, backend=gpu", lambda: check_stages(n(200_000), trees=2 if smoke else 100, depth=2 if smoke else 6), 40),
+        ("drift compare CuPy vs NumPy", lambda: check_drift_parity(n(1_000_000)), 15),
+        (f"drift bandwidth {n(args.rows):,} x 20", lambda: check_drift_bandwidth(n(args.rows)), 40),
+        (f"bench features --backend gpu, {n(args.feature_rows):,} rows",
+         lambda: check_features_bench(n(args.feature_rows), n(args.feature_host_rows) // 2), 90),
         ("LocalCUDACluster", check_local_cuda_cluster, 20),
     ]
 
@@ -458,14 +506,18 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _write(payload: dict[str, Any]) -> None:
+def _write(payload: dict[str, Any], quiet: bool = False) -> None:
+    """``$OUT/gpu_check.json`` (atomically), when ``OUT`` is set."""
     out = os.environ.get("OUT")
     if not out:
         return
+    from engine.atomic import write_text
+
     path = Path(out) / "gpu_check.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str))
-    print(f"results: {path}")
+    write_text(path, json.dumps(payload, indent=2, default=str))
+    if not quiet:
+        print(f"results: {path}")
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -487,12 +539,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="rows the pandas baseline and Trident's CPU path are timed on (extrapolated per row)")
     p.add_argument("--budget", type=float, default=420.0,
                    help="seconds of the whole run: a check starts only if its estimated time still fits")
+    p.add_argument("--smoke", action="store_true",
+                   help=f"run every check on {SMOKE_ROWS:,} rows whether or not a GPU is present (with "
+                        "NUMBA_ENABLE_CUDASIM=1 and tests/cupy_standin on PYTHONPATH it runs without one): "
+                        "checks that the script itself works, measures nothing")
+    p.add_argument("--only", metavar="REGEX", help="run only the checks whose name matches REGEX")
     args = p.parse_args(argv)
     t_start = time.perf_counter()
     from engine.backend import gpu_available
 
     ok, why = gpu_available()
-    if not ok:
+    if not ok and not args.smoke:
         print(f"gpu_check: no GPU on this machine ({why}); nothing to check.")
         _write({"gpu": False, "reason": why, "versions": _versions()})
         return 0
@@ -500,10 +557,16 @@ def main(argv: list[str] | None = None) -> int:
     from kernels._cuda import numpy_compat
 
     numpy_compat()  # before Numba CUDA compiles anything (np.row_stack on NumPy >= 2.5)
-    device = gpus()
+    device = gpus() if ok else [{"name": "no GPU (smoke run)"}]
     print(f"gpu_check: {device[0]['name'] if device else 'GPU'}; {_versions()}", flush=True)
     rows: list[dict[str, Any]] = []
-    for name, fn, estimate in _checks(args):
+    import re
+
+    checks = [c for c in _checks(args) if not args.only or re.search(args.only, c[0])]
+    if not checks:
+        print(f"gpu_check: no check matches --only {args.only!r}", file=sys.stderr)
+        return 2
+    for name, fn, estimate in checks:
         t0 = time.perf_counter()
         if t0 - t_start + estimate > args.budget:
             rows.append({"check": name, "status": "skip", "seconds": 0.0, "metrics": {},
@@ -518,11 +581,14 @@ def main(argv: list[str] | None = None) -> int:
             status, detail, metrics = "FAIL", f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()}
         rows.append({"check": name, "status": status, "seconds": time.perf_counter() - t0, "detail": detail, "metrics": metrics})
         print(f"  {status:<4} {name} ({rows[-1]['seconds']:.1f} s): {detail}", flush=True)
+        _write({"gpu": True, "device": device, "versions": _versions(), "smoke": args.smoke, "partial": True,
+                "checks": rows}, quiet=True)  # what is done survives a run stopped at its time limit
     table = _table(rows)
     total = time.perf_counter() - t_start
     print(f"\nGPU check on {device[0]['name'] if device else 'GPU'}, {time.strftime('%Y-%m-%d')}, {total:.0f} s\n{table}")
     failed = [r["check"] for r in rows if r["status"] == "FAIL"]
-    _write({"gpu": True, "device": device, "versions": _versions(), "seconds": total, "checks": rows, "table": table, "failed": failed})
+    _write({"gpu": True, "device": device, "versions": _versions(), "smoke": args.smoke, "seconds": total,
+            "checks": rows, "table": table, "failed": failed})
     return 1 if failed else 0
 
 
