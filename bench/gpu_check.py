@@ -468,8 +468,9 @@ def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result], f
     def n(rows: int) -> int:
         return SMOKE_ROWS if smoke else rows
 
-    def hook(module: str, **sizes: int) -> Callable[[], Result]:
-        return lambda: check_hook(module, **({k: n(v) for k, v in sizes.items()} if smoke else {}))
+    def hook(module: str, **smoke_sizes: int) -> Callable[[], Result]:
+        """The module's own ``gpu_check()`` at its default sizes; at ``smoke_sizes`` on a smoke run."""
+        return lambda: check_hook(module, **(smoke_sizes if smoke else {}))
 
     return [
         ("binned_stats C float32 10 bins", lambda: check_binned_stats("C", "float32", 10, rows=n(2_000_000)), 20),
@@ -479,12 +480,12 @@ def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result], f
         ("hashing", lambda: check_hashing(n(2_000_000)), 15),
         ("gbdt_binning", lambda: check_gbdt_binning(n(2_000_000)), 10),
         ("gbdt_loss", lambda: check_gbdt_loss(n(5_000_000)), 10),
-        ("gbdt_hist", hook("kernels.gbdt_hist", rows=4_000_000), 20),
-        ("gbdt_partition", hook("kernels.gbdt_partition", rows=4_000_000), 20),
+        ("gbdt_hist", hook("kernels.gbdt_hist", rows=SMOKE_ROWS), 20),
+        ("gbdt_partition", hook("kernels.gbdt_partition", rows=SMOKE_ROWS), 20),
         ("gbdt_split", hook("kernels.gbdt_split"), 10),
-        ("gbdt_predict", hook("kernels.gbdt_predict", rows=1_000_000, trees=100), 20),
+        ("gbdt_predict", hook("kernels.gbdt_predict", rows=SMOKE_ROWS, trees=3), 20),
         (f"trident_gbdt CuPy vs NumPy vs sklearn, {n(args.gbdt_rows):,} x 20",
-         lambda: check_gbdt_gpu(n(args.gbdt_rows), trees=10 if smoke else 100), 60),
+         lambda: check_gbdt_gpu(n(args.gbdt_rows), trees=1 if smoke else 100), 60),
         ("feature pipeline CuPy vs NumPy", lambda: check_feature_parity(n(200_000)), 20),
         ("features and train stages, backend=gpu", lambda: check_stages(n(200_000), trees=2 if smoke else 100, depth=2 if smoke else 6), 40),
         ("drift compare CuPy vs NumPy", lambda: check_drift_parity(n(1_000_000)), 15),
