@@ -358,56 +358,26 @@ def pinned_threads(n: int) -> Iterator[None]:
 _DEVICE_LOCK = threading.Lock()
 
 
-@contextlib.contextmanager
-def _device_inputs(settings: SearchSettings, candidate: str, library: str, *arrays: Any,
-                   on_device: Sequence[Any] | None = None) -> Iterator[list[Any]]:
-    """The arrays on the GPU (and the process's GPU held) when the estimator fits device arrays there;
-    else the arrays unchanged.
-
-    ``on_device`` holds the same arrays already on the device (``None`` where there is none): those are
-    used as they are, the others are uploaded.
-    """
+def _wants_device(settings: SearchSettings, candidate: str, library: str) -> bool:
+    """Whether this fit runs on the GPU with device arrays (cuML, Trident's GBDT on a GPU run)."""
     from engine.train import registry
 
-    if settings.device != "gpu" or not registry.takes_device_arrays(candidate, library):
-        yield list(arrays)
-        return
-    if on_device is not None:
-        xp = on_device[0]
-        with _DEVICE_LOCK:
-            yield [d if d is not None else (None if a is None else xp.asarray(a))
-                   for a, d in zip(arrays, on_device[1:])]
-        return
-    from engine.backend import compat
+    return settings.device == "gpu" and registry.takes_device_arrays(candidate, library)
 
-    cp = compat.cupy()
-    if cp is None:
+
+@contextlib.contextmanager
+def _device_inputs(on_gpu: bool, *arrays: Any, xp: Any = None) -> Iterator[list[Any]]:
+    """The arrays on the GPU (``xp``, else CuPy; arrays already there stay as they are) with the
+    process's GPU held, when ``on_gpu``; else the arrays unchanged."""
+    if on_gpu and xp is None:
+        from engine.backend import compat
+
+        xp = compat.cupy()
+    if not on_gpu or xp is None:
         yield list(arrays)
         return
     with _DEVICE_LOCK:
-        yield [None if a is None else cp.asarray(a) for a in arrays]
-
-
-def _on_device(device: DeviceMatrices | None, settings: SearchSettings, candidate: str, library: str,
-               parts: Sequence[Any]) -> list[Any] | None:
-    """``[xp, *arrays]`` for :func:`_device_inputs` when ``device`` serves this fit, else ``None``.
-
-    Each part is ``("rows", positions)`` (rows of the device training matrix), ``("val",)`` (the device
-    validation matrix) or ``None`` (upload the host array).
-    """
-    from engine.train import registry
-
-    if device is None or settings.device != "gpu" or not registry.takes_device_arrays(candidate, library):
-        return None
-    out: list[Any] = [device.xp]
-    for p in parts:
-        if p is None:
-            out.append(None)
-        elif p[0] == "rows":
-            out.append(device.rows(p[1]) if p[1] is not None else device.X)
-        else:
-            out.append(device.X_val)
-    return out
+        yield [None if a is None else xp.asarray(a) for a in arrays]
 
 
 def _aligned(a: Any) -> Any:
@@ -443,9 +413,9 @@ def fit_fold(task: FitTask, X: Any, y: np.ndarray, folds: Sequence[np.ndarray],
         with pinned_threads(s.n_jobs):
             built = registry.build_estimator(task.candidate, s.task, task.params, seed=task.seed,
                                              library=s.library, n_jobs=s.n_jobs, early_stopping=es)
-            dev = _on_device(device, s, task.candidate, built.library, [("rows", train), None, ("rows", valid)])
-            with _device_inputs(s, task.candidate, built.library, *((None, y[train], None) if dev else
-                                (X[train], y[train], X[valid])), on_device=dev) as (Xt, yt, Xv):
+            on_gpu = _wants_device(s, task.candidate, built.library)
+            Xt, Xv = (device.rows(train), device.rows(valid)) if on_gpu and device else (X[train], X[valid])
+            with _device_inputs(on_gpu, Xt, y[train], Xv, xp=device.xp if device else None) as (Xt, yt, Xv):
                 est = registry.fit_estimator(task.candidate, built.estimator, Xt, yt)
                 out["score"] = score(s.scoring, est, Xv, y[valid])
         out["n_iter"] = registry.n_iterations(est)
@@ -476,11 +446,11 @@ def fit_full(task: FitTask, X: Any, y: np.ndarray, X_val: Any = None, y_val: Any
     with pinned_threads(s.n_jobs):
         built = registry.build_estimator(task.candidate, s.task, task.params, seed=task.seed,
                                          library=s.library, n_jobs=s.n_jobs, early_stopping=es)
-        dev = _on_device(device, s, task.candidate, built.library,
-                         [("rows", None), None, ("val",) if device is not None and device.X_val is not None
-                          else None, None])
-        with _device_inputs(s, task.candidate, built.library, X, y, X_val, y_val, on_device=dev) \
-                as (Xd, yd, Xvd, yvd):
+        on_gpu = _wants_device(s, task.candidate, built.library)
+        if on_gpu and device:
+            X = device.X
+            X_val = device.X_val if device.X_val is not None else X_val
+        with _device_inputs(on_gpu, X, y, X_val, y_val, xp=device.xp if device else None) as (Xd, yd, Xvd, yvd):
             est = registry.fit_estimator(task.candidate, built.estimator, Xd, yd,
                                          Xvd if use_val else None, yvd if use_val else None)
             seconds = time.perf_counter() - t0
