@@ -255,6 +255,11 @@ def run_pipeline(cfg: Any, overrides: list[str] | None = None, run_id: str | Non
             pass
         if manifest["status"] == "running":
             manifest["status"] = "succeeded"
+    except BaseException as exc:  # a signal between stages (saving the manifest, the progress display)
+        if manifest["status"] == "running":
+            manifest["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            manifest["error"] = str(exc) or type(exc).__name__
+        raise
     finally:
         progress.__exit__(None, None, None)
         manifest["ended"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
