@@ -98,9 +98,12 @@ def _text_array(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=str) if values else np.zeros(0, dtype="<U1")
 
 
-def level_counts(enc: Encoded) -> tuple[np.ndarray, int]:
-    """Rows per dictionary entry and the number of missing rows."""
-    bc = np.bincount(np.asarray(enc.codes).astype(np.intp, copy=False) + 1, minlength=len(enc.values) + 1)
+def level_counts(enc: Encoded, xp: Any = np) -> tuple[np.ndarray, int]:
+    """Rows per dictionary entry and the number of missing rows (``enc.codes``: an array of ``xp``)."""
+    from engine.backend import to_numpy
+
+    bc = xp.bincount(xp.asarray(enc.codes).astype(xp.int64, copy=False) + 1, minlength=len(enc.values) + 1)
+    bc = np.asarray(to_numpy(bc))
     return bc[1:].astype(np.int64), int(bc[0])
 
 
@@ -155,30 +158,48 @@ class TargetTables:
         """Smoothed mean of y per level, then the prior (the value of an unseen level)."""
         return np.append((self.s_tot + m * self.prior) / np.maximum(self.n_tot + m, 1e-300), self.prior)
 
-    def encode(self, row_level: np.ndarray, folds: np.ndarray, m: float) -> np.ndarray:
-        """Out-of-fold encoding (float64) of rows at levels ``row_level`` in folds ``folds``."""
-        s = self.s_tot[row_level] - self.s_f[folds, row_level]
-        c = self.n_tot[row_level] - self.n_f[folds, row_level]
-        p = self.prior_oof[folds]
+    def encode(self, row_level: Any, folds: Any, m: float, xp: Any = np) -> Any:
+        """Out-of-fold encoding (float64) of rows at levels ``row_level`` in folds ``folds``.
+
+        ``row_level`` and ``folds`` may live on a device: ``xp`` is their namespace (the tables are
+        moved there; the result stays there).
+        """
+        s_tot, s_f, n_tot, n_f, prior_oof = (xp.asarray(a) for a in (self.s_tot, self.s_f, self.n_tot, self.n_f,
+                                                                      self.prior_oof))
+        s = s_tot[row_level] - s_f[folds, row_level]
+        c = n_tot[row_level] - n_f[folds, row_level]
+        p = prior_oof[folds]
         den = c + m
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(den > 0, (s + m * p) / np.where(den > 0, den, 1.0), p)
+            return xp.where(den > 0, (s + m * p) / xp.where(den > 0, den, 1.0), p)
 
 
-def fold_tables(row_level: np.ndarray, n_levels: int, y: np.ndarray, folds: np.ndarray, k: int) -> TargetTables:
-    """:class:`TargetTables` from every training row's level, target and fold."""
-    n = row_level.shape[0]
+def fold_tables(row_level: Any, n_levels: int, y: Any, folds: Any, k: int, xp: Any = np) -> TargetTables:
+    """:class:`TargetTables` from every training row's level, target and fold.
+
+    The rows may live on a device (``xp`` their namespace): the sums are taken there and only the
+    (small) tables come back to the host. Sums of a non-integer target may then differ from the
+    host's in the last bits (another order of addition).
+    """
+    from engine.backend import to_numpy
+
+    n = int(row_level.shape[0])
     L = n_levels
-    s_tot = np.bincount(row_level, weights=y, minlength=L)
-    n_tot = np.bincount(row_level, minlength=L).astype(np.float64)
+
+    def host(a: Any) -> np.ndarray:
+        return np.asarray(to_numpy(a))
+
+    s_tot = host(xp.bincount(row_level, weights=y, minlength=L))
+    n_tot = host(xp.bincount(row_level, minlength=L)).astype(np.float64)
     flat = folds * L + row_level
-    s_f = np.bincount(flat, weights=y, minlength=k * L).reshape(k, L)
-    n_f = np.bincount(flat, minlength=k * L).reshape(k, L).astype(np.float64)
-    y_f = np.bincount(folds, weights=y, minlength=k)
-    c_f = np.bincount(folds, minlength=k).astype(np.float64)
+    s_f = host(xp.bincount(flat, weights=y, minlength=k * L)).reshape(k, L)
+    n_f = host(xp.bincount(flat, minlength=k * L)).reshape(k, L).astype(np.float64)
+    y_f = host(xp.bincount(folds, weights=y, minlength=k))
+    c_f = host(xp.bincount(folds, minlength=k)).astype(np.float64)
+    y_sum, y_mean = float(y.sum()), float(y.mean())
     rest = n - c_f
-    prior_oof = np.where(rest > 0, (y.sum() - y_f) / np.maximum(rest, 1.0), y.mean())
-    return TargetTables(s_tot, n_tot, s_f, n_f, float(y.mean()), prior_oof)
+    prior_oof = np.where(rest > 0, (y_sum - y_f) / np.maximum(rest, 1.0), y_mean)
+    return TargetTables(s_tot, n_tot, s_f, n_f, y_mean, prior_oof)
 
 
 def target_out_of_fold(row_level: np.ndarray, n_levels: int, y: np.ndarray, m: float, folds: np.ndarray,
@@ -187,14 +208,19 @@ def target_out_of_fold(row_level: np.ndarray, n_levels: int, y: np.ndarray, m: f
     return fold_tables(row_level, n_levels, y, folds, k).encode(row_level, folds, m)
 
 
+def level_table(values: np.ndarray, levels: list[str], fill: str) -> np.ndarray:
+    """Per dictionary entry of ``values`` (then missing, last) -> index in ``levels`` (-1: not a level)."""
+    lv_index = {v: i for i, v in enumerate(levels)}
+    table = np.full(len(values) + 1, lv_index.get(fill, -1), dtype=np.intp)
+    for i, v in enumerate(values.tolist()):
+        table[i] = lv_index.get(str(v), -1)
+    return table
+
+
 def row_levels(enc: Encoded, levels: list[str], fill: str) -> np.ndarray:
     """Each row's index in ``levels`` (sorted level texts): missing rows get the fill level's, rows
     whose value is not a level -1."""
-    lv_index = {v: i for i, v in enumerate(levels)}
-    table = np.full(len(enc.values) + 1, lv_index.get(fill, -1), dtype=np.intp)
-    for i, v in enumerate(enc.values.tolist()):
-        table[i] = lv_index.get(str(v), -1)
-    return table[np.asarray(enc.codes)]
+    return level_table(enc.values, levels, fill)[np.asarray(enc.codes)]
 
 
 def fit_counts(column: str, values: list[str], counts: np.ndarray, n_missing: int, n: int, cfg: FeaturesConfig,
@@ -272,25 +298,26 @@ def with_target(fit: CategoricalFit, tables: TargetTables, cfg: FeaturesConfig) 
     return fit
 
 
-def fit_categorical(column: str, enc: Encoded, y: np.ndarray | None, cfg: FeaturesConfig,
-                    folds: np.ndarray | None = None) -> CategoricalFit:
+def fit_categorical(column: str, enc: Encoded, y: Any, cfg: FeaturesConfig, folds: Any = None,
+                    xp: Any = np) -> CategoricalFit:
     """Fit one categorical column from its (canonical) dictionary encoding over all training rows.
 
     A target-encoded column also gets ``oof``: the out-of-fold encoding of every training row
-    (folds ``folds``, by default :func:`fold_ids`).
+    (folds ``folds``, by default :func:`fold_ids`). The codes, ``y`` and ``folds`` may live on a
+    device (``xp`` their namespace): counts and sums are taken there, ``oof`` stays there.
     """
-    n = int(np.asarray(enc.codes).shape[0])
-    counts, n_missing = level_counts(enc)
+    n = int(enc.codes.shape[0])
+    counts, n_missing = level_counts(enc, xp)
     values = [str(v) for v in enc.values.tolist()]
     fit = fit_counts(column, values, counts, n_missing, n, cfg, has_target=y is not None)
     if fit.encoder != "target":
         return fit
-    row_level = row_levels(enc, fit.levels, fit.fill)
-    yv = np.asarray(y, dtype=np.float64)
+    row_level = xp.asarray(level_table(enc.values, fit.levels, fit.fill))[xp.asarray(enc.codes)]
+    yv = xp.asarray(y, dtype=xp.float64)
     k = cfg.target_folds
-    folds = folds if folds is not None else fold_ids(n, k, cfg.seed)
-    with_target(fit, fold_tables(row_level, len(fit.levels), yv, folds, k), cfg)
-    fit.oof = fit.out_of_fold(enc, folds, cfg)
+    folds = folds if folds is not None else xp.asarray(fold_ids(n, k, cfg.seed))
+    with_target(fit, fold_tables(row_level, len(fit.levels), yv, folds, k, xp), cfg)
+    fit.oof = fit.target.encode(row_level, folds, float(cfg.target_smoothing), xp)  # type: ignore[union-attr]
     return fit
 
 

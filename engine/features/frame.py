@@ -5,6 +5,7 @@ distinct value; a column read only by the hashing encoder hands over its Arrow b
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,8 @@ from engine.features.runtime import Encoded, StringColumn
 
 #: Kinds a column can have; only the first three become features.
 ALL_KINDS = ("numeric", "categorical", "datetime", "id", "text")
+#: From this many rows on, two or more string columns are dictionary-encoded in parallel threads.
+PARALLEL_ROWS = 100_000
 
 
 def infer_kind(s: Any, id_min_rows: int = 100) -> str:
@@ -155,16 +158,25 @@ def to_columns(df: Any, kinds: dict[str, str], raw_strings: frozenset[str] | set
     if missing:
         raise DataError(f"missing input column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
                         f"the feature pipeline reads: {', '.join(f'{c} ({k})' for c, k in kinds.items())}")
-    out: dict[str, Any] = {}
     for c, k in kinds.items():
-        s = df[c]
-        if k == "numeric":
-            out[c] = numeric_array(s)
-        elif k == "categorical":
-            sc = _arrow_strings(s) if c in raw_strings else None
-            out[c] = sc if sc is not None else encode_series(s)
-        elif k == "datetime":
-            out[c] = datetime_values(s)
-        else:
+        if k not in ("numeric", "categorical", "datetime"):
             raise DataError(f"column {c!r}: kind {k!r} does not enter the features")
-    return out
+
+    def convert(c: str) -> Any:
+        s, k = df[c], kinds[c]
+        if k == "numeric":
+            return numeric_array(s)
+        if k == "categorical":
+            sc = _arrow_strings(s) if c in raw_strings else None
+            return sc if sc is not None else encode_series(s)
+        return datetime_values(s)
+
+    encode = [c for c, k in kinds.items() if k == "categorical" and c not in raw_strings]
+    if len(encode) < 2 or len(df) < PARALLEL_ROWS:
+        return {c: convert(c) for c in kinds}
+    # dictionary encoding (pyarrow) releases the GIL: the string columns are encoded side by side
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(encode), os.cpu_count() or 1)) as pool:
+        pending = {c: pool.submit(convert, c) for c in encode}
+        return {c: pending[c].result() if c in pending else convert(c) for c in kinds}

@@ -28,9 +28,10 @@ In memory or partitioned
 without collecting it. Both run one fit (:meth:`FeaturePipeline._fit_stats`) over a :class:`FullStats`:
 the sample rows plus the few statistics that need every row (missing counts, time-of-day flags,
 category counts and per-fold target sums, and the confirmation of constant / duplicate suspects).
-:class:`InMemoryRows` computes them from the frame; :class:`engine.features.partitioned.
-PartitionedRows` as per-partition statistics merged once. The sample is the same rows either way
-(global positions), so both fits give the same pipeline.
+:class:`InMemoryRows` computes them from the frame (on the host, or with ``xp=cupy`` on the GPU
+from one device copy of the converted columns); :class:`engine.features.partitioned.PartitionedRows`
+as per-partition statistics merged once. The sample is the same rows either way (global positions),
+so every fit gives the same pipeline.
 """
 from __future__ import annotations
 
@@ -231,19 +232,20 @@ def _numeric_steps(candidates: list[tuple[str, str]], derive_ok: list, has_time:
     return steps, wanted
 
 
-def _missing_rows(src: dict[str, Any], prepared: dict[str, Any], n: int) -> int:
-    """Training rows where a numeric step's source is missing (every row, not the sample)."""
+def _missing_rows(src: dict[str, Any], prepared: dict[str, Any], n: int, xp: Any = np) -> int:
+    """Training rows where a numeric step's source is missing (every row, not the sample); the
+    prepared columns are arrays of ``xp``."""
     op = src["op"]
     if op == "column":
-        return int(np.count_nonzero(~np.isfinite(prepared[src["column"]])))
+        return int(xp.count_nonzero(~xp.isfinite(prepared[src["column"]])))
     if op == "datepart":
-        return int(np.count_nonzero(prepared[src["column"]] == rt.NAT))
-    return int(np.count_nonzero(~np.isfinite(rt.source_values(src, prepared, 0, n))))
+        return int(xp.count_nonzero(prepared[src["column"]] == rt.NAT))
+    return int(xp.count_nonzero(~xp.isfinite(rt.source_values(src, prepared, 0, n, xp))))
 
 
-def has_time_of_day(ns: np.ndarray) -> bool:
-    """Whether some (non-missing) datetime in int64 nanoseconds is not at midnight."""
-    return bool(np.any((ns % (86_400 * 10**9) != 0) & (ns != rt.NAT)))
+def has_time_of_day(ns: Any, xp: Any = np) -> bool:
+    """Whether some (non-missing) datetime in int64 nanoseconds (an array of ``xp``) is not at midnight."""
+    return bool(xp.any((ns % (86_400 * 10**9) != 0) & (ns != rt.NAT)))
 
 
 def sample_rows(n: int, cfg: Any) -> np.ndarray | None:
@@ -302,15 +304,40 @@ class FullStats(Protocol):
         target-encoded columns out of fold."""
 
 
-class InMemoryRows:
-    """:class:`FullStats` of a training frame held in memory (its prepared columns)."""
+def on_namespace(prepared: dict[str, Any], xp: Any) -> dict[str, Any]:
+    """Prepared columns moved to ``xp`` (dictionary codes move, their texts stay on the host; the raw
+    strings of a hashing-only column stay as they are)."""
+    if xp is np:
+        return prepared
+    out: dict[str, Any] = {}
+    for c, p in prepared.items():
+        if isinstance(p, rt.Encoded):
+            out[c] = rt.Encoded(xp.asarray(p.codes), p.values)
+        elif isinstance(p, rt.StringColumn):
+            out[c] = p
+        else:
+            out[c] = xp.asarray(p)
+    return out
 
-    def __init__(self, prepared: dict[str, Any], n: int, y: np.ndarray | None, cfg: Any) -> None:
-        self.prepared, self.n, self.y, self.cfg = prepared, n, y, cfg
-        self.folds = fold_ids(n, cfg.target_folds, cfg.seed) if y is not None else None
+
+class InMemoryRows:
+    """:class:`FullStats` of a training frame held in memory (its prepared columns).
+
+    With ``xp`` a device namespace (CuPy) the columns are moved there once: every full-data statistic
+    (missing counts, category counts, target sums, out-of-fold encodings, the suspects' confirmation)
+    and the training matrix are computed on the device; the seeded sample is taken from the host
+    copy, and only small tables come back.
+    """
+
+    def __init__(self, prepared: dict[str, Any], n: int, y: np.ndarray | None, cfg: Any, xp: Any = None) -> None:
+        self.xp = np if xp is None else xp
+        self.prepared, self.n, self.cfg = prepared, n, cfg
+        self.full_cols = on_namespace(prepared, self.xp)
+        self.y = None if y is None else self.xp.asarray(y, dtype=self.xp.float64)
+        self.folds = self.xp.asarray(fold_ids(n, cfg.target_folds, cfg.seed)) if y is not None else None
         self.rows: np.ndarray | None = None
         self.prepared_s = prepared
-        self.oof: dict[str, np.ndarray] = {}
+        self.oof: dict[str, Any] = {}
 
     def load(self, candidates: list[tuple[str, str]], derive_ok: list, sample: np.ndarray | None) -> None:
         self.rows = sample
@@ -320,44 +347,47 @@ class InMemoryRows:
         return self.prepared_s, self.n if self.rows is None else int(self.rows.shape[0])
 
     def has_time(self, column: str) -> bool:
-        return has_time_of_day(self.prepared[column])
+        return has_time_of_day(self.full_cols[column], self.xp)
 
     def missing_rows(self, src: dict[str, Any]) -> int:
-        return _missing_rows(src, self.prepared, self.n)
+        return _missing_rows(src, self.full_cols, self.n, self.xp)
 
     def categorical(self, column: str) -> CategoricalFit:
-        fit = fit_categorical(column, self.prepared[column], self.y, self.cfg, self.folds)
+        fit = fit_categorical(column, self.full_cols[column], self.y, self.cfg, self.folds, self.xp)
         if fit.oof is not None:
-            self.oof[column] = fit.oof.astype(np.float32)
+            self.oof[column] = fit.oof.astype(self.xp.float32)
         return fit
 
     def sample_oof(self, fit: CategoricalFit) -> np.ndarray:
+        from engine.backend import to_numpy
+
         v = self.oof[fit.column]
-        return v if self.rows is None else v[self.rows]
+        return np.asarray(to_numpy(v if self.rows is None else v[self.xp.asarray(self.rows)]))
 
     def full(self, runtime_for: Callable, n_candidates: int, oof_fits: dict[int, CategoricalFit]) -> FullData:
         from engine.features.select import FullColumns
 
-        def full_columns(cols: list[int]) -> dict[int, np.ndarray]:
+        def full_columns(cols: list[int]) -> dict[int, Any]:
             keep = np.zeros(n_candidates, dtype=bool)
             keep[cols] = True
             r, idx = runtime_for(keep)
-            X = with_oof(r.transform_prepared(self.prepared, self.n, reduce=False), idx, self.train_oof(oof_fits))
+            X = with_oof(r.transform_prepared(self.full_cols, self.n, self.xp, reduce=False), idx,
+                         self.train_oof(oof_fits))
             return {j: X[:, int(idx[j])] for j in cols}
 
         return FullColumns(full_columns)
 
-    def train_oof(self, oof_fits: dict[int, CategoricalFit]) -> dict[int, np.ndarray]:
+    def train_oof(self, oof_fits: dict[int, CategoricalFit]) -> dict[int, Any]:
         """Candidate -> float32 out-of-fold values of every training row."""
         return {j: self.oof[f.column] for j, f in oof_fits.items()}
 
     def train_matrix(self, runtime: rt.FeatureRuntime, idx: np.ndarray,
-                     oof_fits: dict[int, CategoricalFit]) -> np.ndarray:
-        """The training rows' features, target-encoded columns out of fold."""
-        X = runtime.transform_prepared(self.prepared, self.n, reduce=False)
+                     oof_fits: dict[int, CategoricalFit]) -> Any:
+        """The training rows' features (on ``xp``), target-encoded columns out of fold."""
+        X = runtime.transform_prepared(self.full_cols, self.n, self.xp, reduce=False)
         X = with_oof(X, idx, self.train_oof(oof_fits))
         if runtime.reduce_spec["method"] != "none":
-            X = runtime.apply_reduce(X)
+            X = runtime.apply_reduce(X, self.xp)
         return X
 
 
@@ -415,26 +445,35 @@ class FeaturePipeline:
             raise RuntimeError("FeaturePipeline is not fitted: call fit() or load() first")
 
     # ------------------------------------------------------------------------------- fit
-    def fit(self, df: Any, y: Any = None, kinds: dict[str, str] | None = None, exclude: Any = ()) -> "FeaturePipeline":
+    def fit(self, df: Any, y: Any = None, kinds: dict[str, str] | None = None, exclude: Any = (),
+            xp: Any = None) -> "FeaturePipeline":
         """Fit every transform on the training frame ``df`` (and target ``y`` for target encoding).
 
         Parameters
         ----------
         df : pandas.DataFrame
-            Training rows, raw columns.
+            Training rows, raw columns (a cuDF frame is read through pandas and fitted on CuPy).
         y : 1-D array, optional
             Target (0/1 for binary, float for regression); needed by target encoding only.
         kinds : dict, optional
             Column -> numeric | categorical | datetime | id | text; inferred from dtypes where absent.
         exclude : iterable of str
             Columns that must never enter the features (the run passes ``governance.sensitive``).
+        xp : module, optional
+            Where the full-data statistics are computed: NumPy (default) or CuPy. On CuPy the columns
+            are converted on the host once (strings dictionary-encoded) and moved to the device; the
+            counts, target sums and checks that read every row run there, and only the seeded sample
+            and small tables come back. The fitted pipeline is the same either way (sums of a
+            non-integer target may differ in the last bits).
         """
-        self._fit(df, y, kinds, exclude, want_train=False)
+        self._fit(df, y, kinds, exclude, want_train=False, xp=xp)
         return self
 
-    def fit_transform(self, df: Any, y: Any = None, kinds: dict[str, str] | None = None, exclude: Any = ()) -> np.ndarray:
-        """Fit, then return the training features; target-encoded columns hold their out-of-fold values."""
-        return self._fit(df, y, kinds, exclude, want_train=True)
+    def fit_transform(self, df: Any, y: Any = None, kinds: dict[str, str] | None = None, exclude: Any = (),
+                      xp: Any = None) -> Any:
+        """Fit, then return the training features (float32, on ``xp``: see :meth:`fit`); target-encoded
+        columns hold their out-of-fold values."""
+        return self._fit(df, y, kinds, exclude, want_train=True, xp=xp)
 
     def fit_dask(self, ddf: Any, y: Any = None, kinds: dict[str, str] | None = None,
                  exclude: Any = ()) -> "FeaturePipeline":
@@ -485,12 +524,17 @@ class FeaturePipeline:
         """
         return self._fit_partitioned(ddf, y, kinds, exclude, want_train=True)
 
-    def _fit(self, df: Any, y: Any, kinds: Any, exclude: Any, want_train: bool) -> np.ndarray | None:
+    def _fit(self, df: Any, y: Any, kinds: Any, exclude: Any, want_train: bool, xp: Any = None) -> Any:
         import pandas as pd
 
         from engine.features.frame import to_columns
 
         cfg = resolve_config(self.config, **self.overrides)
+        if type(df).__module__.startswith("cudf"):  # as in transform: strings on the host, numbers on the GPU
+            from engine.backend import compat
+
+            df = df.to_pandas()
+            xp = compat.cupy() if xp is None else xp
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"features: fit expects a pandas DataFrame, got {type(df).__name__}")
         _check_column_names(df.columns)
@@ -504,7 +548,7 @@ class FeaturePipeline:
             prepared, _ = rt.prepare_columns(columns, candidates)
         except rt.FeatureInputError as exc:
             raise DataError(str(exc)) from None
-        rows = InMemoryRows(prepared, n, yv, cfg)
+        rows = InMemoryRows(prepared, n, yv, cfg, xp)
         idx, oof_fits = self._fit_stats(cfg, rows, candidates, columns_report, derived_report, derive_ok, df.shape[1])
         if not want_train:
             return None

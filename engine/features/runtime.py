@@ -662,13 +662,15 @@ class FeatureRuntime:
         """(codes on xp, table) such that ``table[codes]`` is each row's output column / value."""
         if isinstance(p, StringColumn):  # hashing straight from the bytes
             seed, nb = int(ent["seed"]), int(ent["buckets"])
-            h = self.hasher(p.data, p.offsets, seed)
-            h = h if isinstance(h, np.ndarray) else np.asarray(h)
+            # a kernel hasher (the offline pipeline's) hashes the bytes where xp keeps its arrays;
+            # the NumPy reference hashes on the host
+            ns = xp if (xp is not np and self.hasher is not hash_bytes) else np
+            data, offs = ns.asarray(p.data), ns.asarray(p.offsets)
+            h = ns.asarray(self.hasher(data, offs, seed))
             bucket = (h % np.uint32(nb)).astype(np.int64)
-            offs = np.asarray(p.offsets)
             empty = offs[1:] == offs[:-1]
             if p.missing is not None:
-                empty |= np.asarray(p.missing, dtype=bool)
+                empty |= ns.asarray(p.missing, dtype=bool)
             fill_b = int(hash_strings([ent["fill"]], seed, self.hasher)[0] % np.uint32(nb))
             bucket[empty] = fill_b
             return xp.asarray(bucket), self.arrays[f"{ent['key']}_out"]

@@ -60,7 +60,7 @@ class FullColumns:
     Parameters
     ----------
     full_columns : callable
-        ``full_columns([j, ...]) -> {j: column over all training rows}``.
+        ``full_columns([j, ...]) -> {j: column over all training rows}`` (NumPy or CuPy arrays).
     """
 
     def __init__(self, full_columns: Callable[[list[int]], dict[int, np.ndarray]]) -> None:
@@ -68,11 +68,11 @@ class FullColumns:
 
     def extremes(self, cols: list[int]) -> dict[int, tuple[float, float, float]]:
         full = self.full_columns(cols)
-        return {j: (col.min(), col.max(), col[0]) for j, col in full.items()}
+        return {j: (float(col.min()), float(col.max()), float(col[0])) for j, col in full.items()}
 
     def equal(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], bool]:
-        full = self.full_columns(sorted({j for p in pairs for j in p}))
-        return {(i, j): bool(np.array_equal(full[i], full[j])) for i, j in pairs}
+        full = self.full_columns(sorted({j for p in pairs for j in p}))  # NumPy or CuPy columns
+        return {(i, j): bool((full[i] == full[j]).all()) for i, j in pairs}
 
 
 def screen(X: np.ndarray, names: list[str], *, drop_constant: bool, drop_duplicates: bool,

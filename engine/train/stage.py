@@ -196,13 +196,20 @@ def _feature_namespace(ctx: Any) -> Any:
     return backend.xp if backend is not None and backend.is_gpu else None
 
 
-def _device_record(xp: Any, shapes: dict[str, tuple[int, ...]], seconds: float) -> dict[str, Any]:
+def _device_record(xp: Any, shapes: dict[str, tuple[int, ...]], seconds: float,
+                   partitioned: bool = False) -> dict[str, Any]:
     """Where the feature matrices were built (``manifest["features_device"]``)."""
     if xp is None:
         return {"device": "host", "array": "numpy", "fit": "host", "transform": "numpy"}
-    return {"device": "gpu", "array": getattr(xp, "__name__", type(xp).__name__), "fit": "host",
-            "transform": "valid and test transformed on the device; the train matrix (the host fit_transform, "
-                         "out-of-fold where target encoding is used) copied to it",
+    if partitioned:
+        fit = ("host: per-partition statistics (features.fit_partitions); the train matrix computed by the "
+               "partitions and copied to the device")
+    else:
+        fit = ("device: the columns converted on the host once (strings dictionary-encoded) and moved to the "
+               "device; counts, target sums, out-of-fold encodings and the train matrix computed there; the "
+               "seeded sample's statistics on the host")
+    return {"device": "gpu", "array": getattr(xp, "__name__", type(xp).__name__), "fit": fit,
+            "transform": "valid and test transformed on the device",
             "host_copies": "ctx.state['X'] holds NumPy copies for host estimators, evaluation and export; "
                            "ctx.state['X_device'] the device matrices",
             "shapes": {k: list(v) for k, v in shapes.items()}, "transform_seconds": round(seconds, 4)}
@@ -226,11 +233,12 @@ def _fit_partitioned(ctx: Any, pipe: Any, frame: Any, y: np.ndarray, kinds: dict
 def features(ctx: Any) -> None:
     """Stage ``features``: fit the feature pipeline on the training split, transform every split.
 
-    On a GPU backend the pipeline is fitted on the host (its statistics and out-of-fold target
-    encoding are host code) and the validation and test rows are transformed with the backend's array
-    namespace; the device matrices are left in ``ctx.state["X_device"]`` for estimators that take
-    device arrays, and ``ctx.state["X"]`` holds their NumPy copies (what scikit-learn, evaluation and
-    export read). ``manifest["features_device"]`` records where the matrices were built.
+    On a GPU backend the pipeline is fitted with the backend's array namespace (the full-data statistics,
+    the out-of-fold target encoding and the training matrix are computed on the device; see
+    :meth:`FeaturePipeline.fit`) and the validation and test rows are transformed there too; the device
+    matrices are left in ``ctx.state["X_device"]`` for estimators that take device arrays, and
+    ``ctx.state["X"]`` holds their NumPy copies (what scikit-learn, evaluation and export read).
+    ``manifest["features_device"]`` records where the matrices were built.
     """
     from engine.backend import to_numpy
     from engine.features import FeaturePipeline
@@ -251,24 +259,29 @@ def features(ctx: Any) -> None:
     train_rows = data.iloc[rows["train"]].reset_index(drop=True)
     fit_kinds = {c: kinds[c] for c in cols + excluded if c in kinds}
     partitions = int(getattr(ctx.cfg.features, "fit_partitions", 0) or 0)
-    if partitions > 0:
-        X = {"train": _fit_partitioned(ctx, pipe, train_rows, y[rows["train"]], fit_kinds, excluded, partitions)}
-    else:
-        X = {"train": pipe.fit_transform(train_rows, y[rows["train"]], kinds=fit_kinds, exclude=excluded)}
-    fit_seconds = time.perf_counter() - t0
     xp = _feature_namespace(ctx)
     X_device: dict[str, Any] = {}
+    if partitions > 0:
+        X = {"train": _fit_partitioned(ctx, pipe, train_rows, y[rows["train"]], fit_kinds, excluded, partitions)}
+        if xp is not None:
+            X_device["train"] = xp.asarray(X["train"])
+    elif xp is None:
+        X = {"train": pipe.fit_transform(train_rows, y[rows["train"]], kinds=fit_kinds, exclude=excluded)}
+    else:
+        X_device["train"] = pipe.fit_transform(train_rows, y[rows["train"]], kinds=fit_kinds, exclude=excluded,
+                                               xp=xp)
+        X = {"train": np.asfortranarray(to_numpy(X_device["train"]))}
+    fit_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     if xp is None:
         for k in ("valid", "test"):
             X[k] = pipe.transform(data.iloc[rows[k]].reset_index(drop=True))
     else:
-        X_device["train"] = xp.asarray(X["train"])
         for k in ("valid", "test"):
             X_device[k] = pipe.transform(data.iloc[rows[k]].reset_index(drop=True), xp=xp)
             X[k] = to_numpy(X_device[k])
     ctx.manifest["features_device"] = _device_record(xp, {k: tuple(v.shape) for k, v in X.items()},
-                                                     time.perf_counter() - t1)
+                                                     time.perf_counter() - t1, partitioned=partitions > 0)
     names = [str(n) for n in pipe.feature_names_]
     leaked = sorted((set(_used_inputs(pipe) or []) | set(names)) & set(excluded))
     if leaked:

@@ -179,16 +179,22 @@ def test_without_target_equals_the_in_memory_fit(tmp_path):
     assert mem.report()["columns"]["postcode"]["encoder"] == "frequency"
 
 
-def test_constant_and_duplicate_suspects_are_confirmed_on_every_partition(tmp_path):
-    n, sample = 2000, 200
+def suspects_frame(n: int = 2000, sample: int = 200) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """A frame whose "rare" column is constant and "twin" a duplicate of "a" on the screening sample
+    only, with "zero" constant and "copy" a duplicate everywhere; the rows outside the sample that
+    differ; the pipeline settings that screen on that sample."""
     rng = np.random.default_rng(1)
     outside = np.setdiff1d(np.arange(n), sample_rows(n, resolve_config(sample_rows=sample)))[[5, 1500]]
     a = rng.normal(size=n)
     df = pd.DataFrame({"a": a, "zero": 0.0, "rare": 0.0, "twin": a.copy(), "copy": a.copy()})
-    df.loc[outside, "rare"] = 1.0  # constant on the sample only
-    df.loc[outside, "twin"] += 1.0  # a duplicate of a on the sample only
+    df.loc[outside, "rare"] = 1.0
+    df.loc[outside, "twin"] += 1.0
+    return df, outside, dict(sample_rows=sample, correlation_threshold=None, clip="none")
+
+
+def test_constant_and_duplicate_suspects_are_confirmed_on_every_partition(tmp_path):
+    df, outside, cfg = suspects_frame()
     ddf = partitioned(df, [int(outside[0]), 1200])  # the first partition alone would look constant
-    cfg = dict(sample_rows=sample, correlation_threshold=None, clip="none")
     mem = FeaturePipeline(**cfg)
     expected = mem.fit_transform(ddf.compute())
     part = FeaturePipeline(**cfg)

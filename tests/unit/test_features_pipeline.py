@@ -339,3 +339,16 @@ def test_credit_data_end_to_end(credit_csv):
     rep = fp.report()["columns"]
     assert rep["Age"]["reason"] == "sensitive" and rep["Income"]["fate"] == "used"
     assert auc(logistic_scores(Xtr, y[train], Xte), y[~train]) > 0.78
+
+
+def test_string_columns_encoded_in_parallel_threads_give_the_same_features(monkeypatch):
+    from engine.features import frame
+
+    df, y = mixed_frame(900, seed=4)
+    serial = FeaturePipeline(encoders={"merchant": "hashing"})
+    expected = serial.fit_transform(df, y)
+    monkeypatch.setattr(frame, "PARALLEL_ROWS", 0)  # every frame takes the threaded path
+    threaded = FeaturePipeline(encoders={"merchant": "hashing"})
+    np.testing.assert_array_equal(threaded.fit_transform(df, y), expected)
+    np.testing.assert_array_equal(threaded.transform(df), serial.transform(df))
+    assert threaded.feature_names_ == serial.feature_names_
