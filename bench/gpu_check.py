@@ -330,9 +330,11 @@ def _gpu_backend() -> Any:
 
 
 def check_stages(rows: int = 200_000, trees: int = 100, depth: int = 6) -> Result:
-    """The ``features`` and ``train`` stages with ``backend=gpu`` against the same stages on the CPU backend:
-    device matrices left by ``features``, and ``trident_gbdt`` fitted on them (``candidates.json["inputs"]``)
-    with a cross-validated AUC within :data:`GBDT_AUC_TOL` of the CPU run's."""
+    """The ``features``, ``train`` and ``evaluate`` stages with ``backend=gpu`` against the same stages on the
+    CPU backend: the pipeline fitted on the device and its device matrices left by ``features``,
+    ``trident_gbdt`` fitted on them (``candidates.json["inputs"]``) and scored on them
+    (``evaluation.json``), with cross-validated and validation AUCs within :data:`GBDT_AUC_TOL` of the
+    CPU run's."""
     _optional("hydra")
     import tempfile
 
@@ -343,6 +345,7 @@ def check_stages(rows: int = 200_000, trees: int = 100, depth: int = 6) -> Resul
     from engine.data.synthetic import make_credit
     from engine.pipeline import RunContext
     from engine.registry.manifest import Manifest
+    from engine.evaluate.stage import evaluate
     from engine.train.stage import features, split, train
 
     frame = make_credit(rows, seed=0)
@@ -365,9 +368,12 @@ def check_stages(rows: int = 200_000, trees: int = 100, depth: int = 6) -> Resul
             t0 = time.perf_counter()
             train(ctx)
             t_train = time.perf_counter() - t0
+            evaluate(ctx)
             inputs = json.loads((run_dir / "candidates.json").read_text())["inputs"]["estimators"]
+            scored = json.loads((run_dir / "evaluation.json").read_text())["candidates"][0]
             results[name] = {"ctx": ctx, "features_s": t_feat, "train_s": t_train, "inputs": inputs,
-                             "cv_auc": float(ctx.state["candidates"][0].cv["mean"])}
+                             "cv_auc": float(ctx.state["candidates"][0].cv["mean"]),
+                             "valid_auc": float(scored["valid"]["roc_auc"]), "scored_on": scored["scored_on"]}
     cpu, gpu = results["cpu"]["ctx"], results["gpu"]["ctx"]
     on_device = all(type(v).__module__.startswith("cupy") for v in gpu.state["X_device"].values())
     host = all(type(v) is np.ndarray for v in gpu.state["X"].values())
@@ -375,14 +381,20 @@ def check_stages(rows: int = 200_000, trees: int = 100, depth: int = 6) -> Resul
     rec = gpu.manifest["features_device"]
     auc_diff = results["gpu"]["cv_auc"] - results["cpu"]["cv_auc"]
     device_fit = results["gpu"]["inputs"].startswith("device matrices")
+    features_fit = str(rec.get("fit", "")).startswith("device")
+    valid_diff = results["gpu"]["valid_auc"] - results["cpu"]["valid_auc"]
+    scored = results["gpu"]["scored_on"]
     ok = (on_device and host and max(diffs.values()) <= FEATURE_RTOL and rec.get("device") == "gpu" and device_fit
-          and abs(auc_diff) <= GBDT_AUC_TOL)
+          and features_fit and abs(auc_diff) <= GBDT_AUC_TOL and scored == "device" and abs(valid_diff) <= GBDT_AUC_TOL)
     r = {k: {kk: vv for kk, vv in v.items() if kk != "ctx"} for k, v in results.items()}
     detail = (f"{rows:,} rows: X_device on CuPy {on_device}, X host copies {host}, max scaled diff vs cpu stage "
               f"{max(diffs.values()):.1e}; features {r['gpu']['features_s']:.2f} s gpu vs {r['cpu']['features_s']:.2f} s "
               f"cpu; trident_gbdt on device matrices {device_fit}, CV AUC gpu {r['gpu']['cv_auc']:.4f} vs cpu "
-              f"{r['cpu']['cv_auc']:.4f}; train {r['gpu']['train_s']:.2f} s gpu vs {r['cpu']['train_s']:.2f} s cpu")
-    return ("ok" if ok else "FAIL"), detail, {"diffs": diffs, "record": rec, "runs": r, "auc_diff": auc_diff}
+              f"{r['cpu']['cv_auc']:.4f}; train {r['gpu']['train_s']:.2f} s gpu vs {r['cpu']['train_s']:.2f} s cpu; "
+              f"features fitted on the device {features_fit}; evaluated on the {scored}, validation AUC gpu "
+              f"{r['gpu']['valid_auc']:.4f} vs cpu {r['cpu']['valid_auc']:.4f}")
+    return ("ok" if ok else "FAIL"), detail, {"diffs": diffs, "record": rec, "runs": r, "auc_diff": auc_diff,
+                                              "valid_auc_diff": valid_diff}
 
 
 def check_gbdt_gpu(rows: int = 200_000, features: int = 20, trees: int = 100) -> Result:
@@ -516,7 +528,7 @@ def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result], f
         (f"trident_gbdt CuPy vs NumPy vs sklearn, {n(args.gbdt_rows):,} x 20",
          lambda: check_gbdt_gpu(n(args.gbdt_rows), trees=1 if smoke else 100), 60),
         ("feature pipeline CuPy vs NumPy", lambda: check_feature_parity(n(200_000)), 20),
-        ("features and train stages, backend=gpu", lambda: check_stages(n(200_000), trees=2 if smoke else 100, depth=2 if smoke else 6), 40),
+        ("features, train and evaluate stages, backend=gpu", lambda: check_stages(n(200_000), trees=2 if smoke else 100, depth=2 if smoke else 6), 40),
         ("drift compare CuPy vs NumPy", lambda: check_drift_parity(n(1_000_000)), 15),
         (f"drift bandwidth {n(args.rows):,} x 20", lambda: check_drift_bandwidth(n(args.rows)), 40),
         (f"bench features --backend gpu, {n(args.feature_rows):,} rows",

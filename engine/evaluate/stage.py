@@ -92,6 +92,22 @@ def _file_record(rec: dict[str, Any], keep_latency: bool) -> dict[str, Any]:
     return out
 
 
+def _matrix(ctx: Any, cand: Any, split: str) -> Any:
+    """The feature matrix ``cand`` is scored on: on a GPU run, the device matrix the features stage left
+    for an estimator that takes device arrays (cuML's, ``trident_gbdt``): its predictions are computed
+    on the GPU and only the scores come to the host for the metrics; else the host matrix."""
+    from engine.train import registry
+
+    dev = ctx.state.get("X_device") or {}
+    if split in dev and registry.takes_device_arrays(cand.name, cand.library):
+        return dev[split]
+    return ctx.state["X"].get(split)
+
+
+def _scored_on(ctx: Any, cand: Any, split: str) -> str:
+    return "device" if _matrix(ctx, cand, split) is not ctx.state["X"].get(split) else "host"
+
+
 def evaluate(ctx: Any) -> None:
     """Stage ``evaluate``: validation metrics and KPI verdict for every candidate."""
     from engine.evaluate.evaluation import evaluate_candidate, jsonable
@@ -121,9 +137,10 @@ def evaluate(ctx: Any) -> None:
     min_group = int(_kpi(kpi, "fairness_min_group", 30))
     records, valid_scores = [], {}
     for cand in console.track(candidates, "evaluating candidates", total=len(candidates)):
-        rec, s = evaluate_candidate(cand, X_valid, y_valid, task, spec, n_bins=n_bins,
+        rec, s = evaluate_candidate(cand, _matrix(ctx, cand, "valid"), y_valid, task, spec, n_bins=n_bins,
                                     sensitive=sens if task == "binary" else None, band_edges=edges,
                                     min_group=min_group)
+        rec["scored_on"] = _scored_on(ctx, cand, "valid")
         records.append(jsonable(rec))
         valid_scores[cand.name] = s
         metrics = scalar_metrics(rec["valid"])
@@ -179,7 +196,7 @@ def select(ctx: Any) -> None:
     task = report["task"]
     kpi = getattr(ctx.cfg, "kpi", None)
     threshold = chosen["threshold"]["threshold"] if task == "binary" else None
-    X_test = ctx.state["X"].get("test")
+    X_test = _matrix(ctx, cand, "test")
     y_test = _y(ctx, "test")
     test, test_scores, fair_test = evaluation_test(
         cand, X_test, y_test, task, threshold, spec, n_bins=int(_kpi(kpi, "calibration_bins", 10)),
@@ -187,7 +204,8 @@ def select(ctx: Any) -> None:
         min_group=int(_kpi(kpi, "fairness_min_group", 30)))
     report["verdict"] = {"status": "chosen", "chosen": cand.name, "primary": spec.primary,
                          "primary_value": chosen["valid"].get(spec.primary), "threshold": chosen.get("threshold")}
-    report["test"] = {"candidate": cand.name, "rows": int(y_test.size), "metrics": test, "fairness": fair_test}
+    report["test"] = {"candidate": cand.name, "rows": int(y_test.size), "metrics": test, "fairness": fair_test,
+                      "scored_on": _scored_on(ctx, cand, "test")}
     _write_report(ctx, report, spec.needs_latency)
     ctx.record_gate("kpi", True, {"chosen": cand.name, "primary": spec.primary,
                                   "primary_value": chosen["valid"].get(spec.primary),

@@ -188,3 +188,34 @@ def test_train_stage_on_the_gpu_backend_hands_trident_gbdt_the_device_matrices(r
     assert g_cand.cv["mean"] == pytest.approx(c_cand.cv["mean"], abs=1e-12)
     X = cpu.state["X"]["test"]
     np.testing.assert_allclose(g_cand.estimator.predict_proba(X), c_cand.estimator.predict_proba(X), rtol=1e-12)
+
+
+def test_evaluation_scores_device_estimators_on_the_device_matrices(runs):
+    """evaluate + select on a GPU run: trident_gbdt is scored on the device matrices, logistic regression
+    on the host copies, and every metric equals the CPU run's (tolerance 1e-9)."""
+    from engine.evaluate.stage import evaluate, select
+    from engine.train.stage import train
+
+    reports = {}
+    for ctx in runs:
+        ctx.cfg.model.candidates = ["trident_gbdt", "logistic"]
+        ctx.cfg.search.enabled = False
+        ctx.cfg.search.folds = 2
+        train(ctx)
+        evaluate(ctx)
+        select(ctx)
+        reports[ctx.run_id] = json.loads((ctx.run_dir / "evaluation.json").read_text())
+    cpu, gpu = reports["cpu"], reports["gpu"]
+    where = {r["name"]: r["scored_on"] for r in gpu["candidates"]}
+    assert where == {"trident_gbdt": "device", "logistic": "host"}
+    assert {r["scored_on"] for r in cpu["candidates"]} == {"host"}
+    for c, g in zip(cpu["candidates"], gpu["candidates"]):
+        assert c["name"] == g["name"]
+        for k, v in c["valid"].items():
+            if isinstance(v, float):
+                assert g["valid"][k] == pytest.approx(v, rel=1e-9, abs=1e-12), (c["name"], k)
+    assert gpu["test"]["candidate"] == cpu["test"]["candidate"]
+    assert gpu["test"]["scored_on"] == where[gpu["test"]["candidate"]]
+    for k, v in cpu["test"]["metrics"].items():
+        if isinstance(v, float):
+            assert gpu["test"]["metrics"][k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
