@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -136,6 +137,50 @@ def run_cpu(rows: int, features: int, iterations: int) -> dict[str, Any]:
           f"{'met' if verdict else 'NOT met'}")
     return {"rows": rows, "features": features, "iterations": iterations, "results": results,
             "trident_vs_fastest": ours["fit_s"] / fastest}
+
+
+def profile_fit(factory: Any, X: Any, y: Any, top: int = 12) -> dict[str, Any]:
+    """Where a fit's host time goes (cProfile, one fit after a warm-up): on a GPU, small trees are bound
+    by kernel launches and device-to-host syncs, not by the kernels themselves.
+
+    Returns the fit's seconds under the profiler, the CUDA kernel launches (calls and host seconds of
+    Numba's launch path), and the ``top`` functions by own time and by cumulative time in this
+    repository's code (``file:line name``, calls, seconds).
+    """
+    import cProfile
+    import pstats
+
+    from engine.backend import get_namespace
+
+    xp = get_namespace(X)
+    factory().set_params(n_estimators=2).fit(X[:2000], y[:2000])
+    _sync(xp)
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    factory().fit(X, y)
+    _sync(xp)
+    prof.disable()
+    wall = time.perf_counter() - t0
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (primitive calls, calls, own s, cumulative s, callers)
+    repo = str(Path(__file__).resolve().parents[1])
+
+    def label(key: tuple[str, int, str]) -> str:
+        f, line, name = key
+        return f"{f.replace(repo + '/', '')}:{line} {name}"
+
+    # CUDADispatcher.call: argument typing (CuPy arrays through __cuda_array_interface__) + the launch
+    launches = [(k, v) for k, v in stats.items() if k[0].endswith("cuda/dispatcher.py") and k[2] == "call"]
+    own = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
+    ours = sorted(((k, v) for k, v in stats.items() if k[0].startswith(repo) and "/.venv" not in k[0]),
+                  key=lambda kv: -kv[1][3])[:top]
+    return {
+        "seconds": wall,
+        "kernel_launches": int(sum(v[1] for _, v in launches)),
+        "launch_seconds": float(sum(v[3] for _, v in launches)),
+        "top_own_time": [[label(k), int(v[1]), round(float(v[2]), 4)] for k, v in own],
+        "top_repo_cumulative": [[label(k), int(v[1]), round(float(v[3]), 4)] for k, v in ours],
+    }
 
 
 def gpu_check_rows(rows: int = 1_000_000, features: int = 20, iterations: int = 100) -> list[dict[str, Any]]:

@@ -56,3 +56,20 @@ def test_gpu_check_only_with_no_match_is_an_error(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "no check matches --only 'no-such-check'" in proc.stderr
+
+
+def test_stages_check_passes_on_a_device_stand_in(monkeypatch):
+    """The stages check's own glue (config overrides, stage calls, the records it reads) on FakeDevice,
+    whose estimators run the CPU twins: fast enough for CI, unlike the CUDA simulator."""
+    import pandas
+
+    from bench import gpu_check
+    from engine.backend import Backend
+    from tests.fake_device import FakeDevice
+
+    monkeypatch.setattr(gpu_check, "_gpu_backend", lambda: Backend("gpu", FakeDevice(), pandas, "sklearn", "gpu"))
+    status, detail, metrics = gpu_check.check_stages(rows=3000, trees=3, depth=3)
+    assert status == "ok", detail
+    assert metrics["runs"]["gpu"]["scored_on"] == "device" and metrics["runs"]["cpu"]["scored_on"] == "host"
+    assert metrics["record"]["fit"].startswith("device")
+    assert abs(metrics["valid_auc_diff"]) <= gpu_check.GBDT_AUC_TOL
