@@ -47,8 +47,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+# run as a script, Python puts bench/ first on sys.path, where bench/profile.py would shadow the standard
+# library's profile module (which cProfile imports): the bench modules are imported as bench.<name> instead
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+import cProfile  # noqa: E402,F401  (the GBDT check's profile; imported here so a shadowed module fails at once)
 
 Result = tuple[str, str, dict[str, Any]]  # status (ok / FAIL / skip), detail, metrics
 
