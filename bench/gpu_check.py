@@ -7,8 +7,8 @@ Run from the repository root on a machine with a GPU::
 
 Without a GPU it says so and exits 0. Each check is independent: an exception becomes a FAIL row and
 the next check runs. Exit status 1 when a check failed. Needs only NumPy, Numba CUDA, CuPy, pandas
-and scipy (no Dask: the LocalCUDACluster check runs only when dask_cuda imports; the stages check needs
-hydra-core). ``bench/gpu_wheels.sh`` fetches the wheels a GPU machine without them needs. The checks
+and scipy (no Dask: the LocalCUDACluster check, the train stage with ``cluster=local_cuda``, runs only
+when dask_cuda imports; it and the stages check need hydra-core). ``bench/gpu_wheels.sh`` fetches the wheels a GPU machine without them needs. The checks
 stop starting after ``--budget`` seconds (default 420) so the whole run stays under 8 minutes;
 ``$OUT/gpu_check.json`` is rewritten after every check, so a run stopped early keeps what it did.
 
@@ -335,6 +335,41 @@ def _gpu_backend() -> Any:
     return Backend("gpu", cupy, pandas, "sklearn", "gpu")
 
 
+def _stage_run(tmp: str, name: str, backend: Any, frame: Any, trees: int, depth: int,
+               extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """split, features, train and evaluate of one run (trident_gbdt alone, its parameters fixed) on
+    ``backend``: the context, stage seconds and what the records say about where things ran."""
+    from engine.config import compose
+    from engine.evaluate.stage import evaluate
+    from engine.pipeline import RunContext
+    from engine.registry.manifest import Manifest
+    from engine.train.stage import features, split, train
+
+    cfg = compose(["backend=cpu", "tracking.enabled=false", f"runs_dir={tmp}", "data.date_column=null",
+                   "model.candidates=[trident_gbdt]", "search.enabled=false", "search.folds=2",
+                   "~model.spaces.trident_gbdt", "+model.spaces.trident_gbdt={}",  # nothing searched:
+                   f"+model.params.trident_gbdt.n_estimators={trees}",  # every parameter fixed here
+                   f"+model.params.trident_gbdt.max_depth={depth}", *extra])
+    run_dir = Path(tmp) / name
+    run_dir.mkdir()
+    ctx = RunContext(cfg=cfg, run_id=name, run_dir=run_dir, backend=backend, manifest=Manifest(name, run_dir))
+    ctx.state.update(frame=frame, y=frame["default"].to_numpy(), target="default", task="binary",
+                     id_column="application_id")
+    split(ctx)
+    t0 = time.perf_counter()
+    features(ctx)
+    t_feat = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    train(ctx)
+    t_train = time.perf_counter() - t0
+    evaluate(ctx)
+    inputs = json.loads((run_dir / "candidates.json").read_text())["inputs"]["estimators"]
+    scored = json.loads((run_dir / "evaluation.json").read_text())["candidates"][0]
+    return {"ctx": ctx, "features_s": t_feat, "train_s": t_train, "inputs": inputs,
+            "cv_auc": float(ctx.state["candidates"][0].cv["mean"]), "valid_auc": float(scored["valid"]["roc_auc"]),
+            "scored_on": scored["scored_on"], "executor": dict(ctx.manifest.data.get("executor") or {})}
+
+
 def check_stages(rows: int = 200_000, trees: int = 100, depth: int = 6) -> Result:
     """The ``features``, ``train`` and ``evaluate`` stages with ``backend=gpu`` against the same stages on the
     CPU backend: the pipeline fitted on the device and its device matrices left by ``features``,
@@ -347,40 +382,12 @@ def check_stages(rows: int = 200_000, trees: int = 100, depth: int = 6) -> Resul
     import numpy as np
 
     from engine.backend import cpu_backend
-    from engine.config import compose
     from engine.data.synthetic import make_credit
-    from engine.pipeline import RunContext
-    from engine.registry.manifest import Manifest
-    from engine.evaluate.stage import evaluate
-    from engine.train.stage import features, split, train
 
     frame = make_credit(rows, seed=0)
-    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, backend in (("cpu", cpu_backend()), ("gpu", _gpu_backend())):
-            cfg = compose(["backend=cpu", "tracking.enabled=false", f"runs_dir={tmp}", "data.date_column=null",
-                           "model.candidates=[trident_gbdt]", "search.enabled=false", "search.folds=2",
-                           "~model.spaces.trident_gbdt", "+model.spaces.trident_gbdt={}",  # nothing searched:
-                           f"+model.params.trident_gbdt.n_estimators={trees}",  # every parameter fixed here
-                           f"+model.params.trident_gbdt.max_depth={depth}"])
-            run_dir = Path(tmp) / name
-            run_dir.mkdir()
-            ctx = RunContext(cfg=cfg, run_id=name, run_dir=run_dir, backend=backend, manifest=Manifest(name, run_dir))
-            ctx.state.update(frame=frame, y=frame["default"].to_numpy(), target="default", task="binary",
-                             id_column="application_id")
-            split(ctx)
-            t0 = time.perf_counter()
-            features(ctx)
-            t_feat = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            train(ctx)
-            t_train = time.perf_counter() - t0
-            evaluate(ctx)
-            inputs = json.loads((run_dir / "candidates.json").read_text())["inputs"]["estimators"]
-            scored = json.loads((run_dir / "evaluation.json").read_text())["candidates"][0]
-            results[name] = {"ctx": ctx, "features_s": t_feat, "train_s": t_train, "inputs": inputs,
-                             "cv_auc": float(ctx.state["candidates"][0].cv["mean"]),
-                             "valid_auc": float(scored["valid"]["roc_auc"]), "scored_on": scored["scored_on"]}
+        results = {name: _stage_run(tmp, name, backend, frame, trees, depth)
+                   for name, backend in (("cpu", cpu_backend()), ("gpu", _gpu_backend()))}
     cpu, gpu = results["cpu"]["ctx"], results["gpu"]["ctx"]
     on_device = all(type(v) is not np.ndarray for v in gpu.state["X_device"].values())  # CuPy (or a stand-in)
     host = all(type(v) is np.ndarray for v in gpu.state["X"].values())
@@ -495,22 +502,40 @@ def check_features_bench(rows: int, host_rows: int) -> Result:
         "extrapolated": True, "parity": diff}
 
 
-def check_local_cuda_cluster() -> Result:
-    _optional("dask_cuda")
-    from dask.distributed import Client
-    from dask_cuda import LocalCUDACluster
+def check_local_cuda_cluster(rows: int = 50_000, trees: int = 20, kind: str = "local_cuda") -> Result:
+    """``cluster=local_cuda`` as a run starts it (:func:`engine.cluster.cluster_client`: one worker per GPU):
+    the train stage's CV folds and refit of ``trident_gbdt`` run as Dask tasks on the GPU workers (each
+    uploads the rows it receives), with a CV AUC within :data:`GBDT_AUC_TOL` of the in-process GPU run's.
+    ``kind="local"`` runs the same glue on CPU workers (how the tests exercise it without a GPU)."""
+    if kind == "local_cuda":
+        _optional("dask_cuda")
+    _optional("hydra")
+    _optional("distributed")
+    import tempfile
 
-    t0 = time.perf_counter()
-    with LocalCUDACluster(n_workers=1) as cluster, Client(cluster) as client:
-        def task() -> float:
-            import cupy
+    from engine.backend import compat
+    from engine.data.synthetic import make_credit
 
-            return float(cupy.arange(1_000_000, dtype=cupy.float64).sum())
-
-        value = client.submit(task).result()
-    dt = time.perf_counter() - t0
-    ok = value == 499999500000.0
-    return ("ok" if ok else "FAIL"), f"1 worker started, CuPy task returned {value:.0f} in {dt:.1f} s", {"seconds": dt}
+    frame = make_credit(rows, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        alone = _stage_run(tmp, "in_process", _gpu_backend(), frame, trees, 4)
+        t0 = time.perf_counter()
+        dist = _stage_run(tmp, "cluster", _gpu_backend(), frame, trees, 4, extra=(f"cluster={kind}",))
+        seconds = time.perf_counter() - t0
+    ex = dist["executor"]
+    want = compat.nvml_gpu_count() if kind == "local_cuda" else None
+    workers = int(ex.get("workers", 0))
+    workers_ok = ex.get("cluster") == kind and workers >= 1 and (want is None or workers == want)
+    scattered = dist["inputs"].startswith("host arrays scattered")
+    diff = dist["cv_auc"] - alone["cv_auc"]
+    ok = workers_ok and scattered and abs(diff) <= GBDT_AUC_TOL and dist["scored_on"] == "device"
+    detail = (f"cluster={kind}: {workers} worker(s){'' if want is None else f' for {want} GPU(s)'}; trident_gbdt "
+              f"({trees} trees) folds and refit as Dask tasks, rows uploaded by each worker {scattered}; CV AUC "
+              f"{dist['cv_auc']:.4f} vs {alone['cv_auc']:.4f} in-process; train stage {dist['train_s']:.1f} s "
+              f"(cluster start included) vs {alone['train_s']:.1f} s; whole run {seconds:.1f} s")
+    return ("ok" if ok else "FAIL"), detail, {"executor": ex, "cv_auc": dist["cv_auc"], "cv_auc_in_process":
+                                              alone["cv_auc"], "train_s": dist["train_s"],
+                                              "train_s_in_process": alone["train_s"], "inputs": dist["inputs"]}
 
 
 # ------------------------------------------------------------------------------------ main
@@ -549,7 +574,8 @@ def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result], f
         (f"drift bandwidth {n(args.rows):,} x 20", lambda: check_drift_bandwidth(n(args.rows)), 40),
         (f"bench features --backend gpu, {n(args.feature_rows):,} rows",
          lambda: check_features_bench(n(args.feature_rows), n(args.feature_host_rows) // 2), 90),
-        ("LocalCUDACluster", check_local_cuda_cluster, 20),
+        ("LocalCUDACluster: train stage on GPU workers",
+         lambda: check_local_cuda_cluster(n(50_000), trees=2 if smoke else 20), 60),
     ]
 
 

@@ -73,3 +73,20 @@ def test_stages_check_passes_on_a_device_stand_in(monkeypatch):
     assert metrics["runs"]["gpu"]["scored_on"] == "device" and metrics["runs"]["cpu"]["scored_on"] == "host"
     assert metrics["record"]["fit"].startswith("device")
     assert abs(metrics["valid_auc_diff"]) <= gpu_check.GBDT_AUC_TOL
+
+
+def test_cluster_check_runs_the_train_stage_on_dask_workers(monkeypatch):
+    """The LocalCUDACluster check's glue with ``cluster=local`` (CPU workers) and FakeDevice: the CV folds
+    and the refit run as Dask tasks on the workers and score as in-process."""
+    import pandas
+
+    from bench import gpu_check
+    from engine.backend import Backend
+    from tests.fake_device import FakeDevice
+
+    monkeypatch.setattr(gpu_check, "_gpu_backend", lambda: Backend("gpu", FakeDevice(), pandas, "sklearn", "gpu"))
+    status, detail, metrics = gpu_check.check_local_cuda_cluster(rows=3000, trees=3, kind="local")
+    assert status == "ok", detail
+    assert metrics["executor"]["cluster"] == "local" and metrics["executor"]["workers"] >= 1
+    assert metrics["inputs"].startswith("host arrays scattered")
+    assert abs(metrics["cv_auc"] - metrics["cv_auc_in_process"]) <= gpu_check.GBDT_AUC_TOL
