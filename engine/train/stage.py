@@ -219,9 +219,13 @@ def _fit_partitioned(ctx: Any, pipe: Any, frame: Any, y: np.ndarray, kinds: dict
                      partitions: int) -> np.ndarray:
     """Fit ``pipe`` on ``partitions`` Dask partitions of the training rows (per-partition statistics merged
     once, on the run's cluster or Dask's local threads) and return the training matrix."""
+    import dask
     import dask.dataframe as dd
 
-    ddf = dd.from_pandas(frame, npartitions=min(partitions, max(len(frame), 1)), sort=False)
+    # the partitions keep the frame's own dtypes (Dask would turn object strings into Arrow strings,
+    # and the fitted pipeline's report would then differ from the in-memory fit's)
+    with dask.config.set({"dataframe.convert-string": False}):
+        ddf = dd.from_pandas(frame, npartitions=min(partitions, max(len(frame), 1)), sort=False)
     with executor(ctx) as client:
         X = pipe.fit_transform_dask(ddf, y, kinds=kinds, exclude=excluded)
         X = (client.compute(X).result() if client is not None else X.compute())

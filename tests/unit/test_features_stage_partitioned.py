@@ -10,7 +10,7 @@ import pytest
 from engine.backend import cpu_backend
 
 
-def _run(tmp_path, name, overrides):
+def _run(tmp_path, name, overrides, objects=False):
     from engine.config import compose
     from engine.data.synthetic import make_credit
     from engine.pipeline import RunContext
@@ -23,6 +23,8 @@ def _run(tmp_path, name, overrides):
     run_dir.mkdir(parents=True)
     ctx = RunContext(cfg=cfg, run_id=name, run_dir=run_dir, backend=cpu_backend(), manifest=Manifest(name, run_dir))
     frame = make_credit(1500, seed=4).drop(columns=["application_date"])
+    if objects:  # strings as Python objects, as older pandas and many readers give them
+        frame = frame.astype({c: object for c in frame.columns if frame[c].dtype == "category"})
     ctx.state.update(frame=frame, y=frame["default"].to_numpy(), target="default", task="binary",
                      id_column="application_id")
     split(ctx)
@@ -62,3 +64,18 @@ def test_negative_fit_partitions_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="features.fit_partitions"):
         _run(tmp_path, "bad", ["features.fit_partitions=-1"])
+
+
+def test_partitioned_fit_reports_what_the_in_memory_fit_reports(tmp_path):
+    """Object-dtype strings included (Dask would turn them into Arrow strings): the reports differ only
+    in the partitioned fit's own record of its partitions."""
+    memory = _run(tmp_path, "memory", [], objects=True)
+    dask = _run(tmp_path, "dask", ["features.fit_partitions=3"], objects=True)
+    assert any(memory.state["frame"][c].dtype == object for c in memory.state["frame"].columns)
+    reports = [json.loads((c.run_dir / "features_report.json").read_text()) for c in (memory, dask)]
+    assert reports[1]["pipeline"].pop("fitted_on") == {"partitions": 3, "rows": len(dask.state["splits"]["train"])}
+    assert reports[1]["pipeline"]["config"].pop("fit_partitions") == 3
+    assert reports[0]["pipeline"]["config"].pop("fit_partitions") == 0
+    for r in reports:
+        r.pop("fit_seconds")
+    assert reports[1] == reports[0]
