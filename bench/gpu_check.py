@@ -56,6 +56,8 @@ if str(REPO) not in sys.path:
 import cProfile  # noqa: E402,F401  (the GBDT check's profile; imported here so a shadowed module fails at once)
 
 Result = tuple[str, str, dict[str, Any]]  # status (ok / FAIL / skip), detail, metrics
+#: numba.cuda, bound by the launch-overhead check (a module global for the CUDA simulator).
+cuda: Any = None
 
 #: Feature matrices on CuPy and NumPy agree when ``|gpu - cpu| <= FEATURE_RTOL * max(|cpu|, 1)``.
 FEATURE_RTOL = 1e-6
@@ -412,6 +414,52 @@ def check_stages(rows: int = 200_000, trees: int = 100, depth: int = 6) -> Resul
                                               "valid_auc_diff": valid_diff}
 
 
+def check_launch_overhead(launches: int = 2000, arrays: int = 8) -> Result:
+    """Host time of one Numba CUDA kernel launch with ``arrays`` array arguments passed as CuPy arrays
+    and as Numba device arrays made once (``cuda.as_cuda_array``), beside one CuPy elementwise
+    launch: the cost the GBDT's ~7 launches per tree level pay, and what passing Numba device
+    arrays would save."""
+    import cupy
+
+    from kernels._cuda import cuda as get_cuda
+
+    global cuda  # a module global, as in kernels/: the CUDA simulator rebinds it inside the kernel
+    cuda = get_cuda()
+
+    @cuda.jit
+    def copy8(a, b, c, d, e, f, g, h):  # pragma: no cover - compiled
+        i = cuda.grid(1)
+        if i < a.shape[0]:
+            a[i] = b[i] + c[i] + d[i] + e[i] + f[i] + g[i] + h[i]
+
+    xs = [cupy.zeros(1024, dtype=cupy.float32) for _ in range(arrays)]
+    # zero-copy views of the same memory (the simulator has no as_cuda_array: copies stand in there)
+    views = [cuda.as_cuda_array(x) if hasattr(cuda, "as_cuda_array") else cuda.to_device(cupy.asnumpy(x)) for x in xs]
+
+    def per_launch(args: list[Any]) -> float:
+        copy8[4, 256](*args)  # compiled on the first call
+        _sync()
+        t0 = time.perf_counter()
+        for _ in range(launches):
+            copy8[4, 256](*args)
+        _sync()
+        return (time.perf_counter() - t0) / launches * 1e6
+
+    cupy_us, view_us = per_launch(xs), per_launch(views)
+    y = xs[0]
+    y += 1
+    _sync()
+    t0 = time.perf_counter()
+    for _ in range(launches):
+        y += 1
+    _sync()
+    elementwise_us = (time.perf_counter() - t0) / launches * 1e6
+    detail = (f"{arrays} array arguments: Numba launch {cupy_us:.1f} us with CuPy arrays, {view_us:.1f} us with "
+              f"Numba device arrays; a CuPy elementwise launch {elementwise_us:.1f} us ({launches} launches each)")
+    return "ok", detail, {"numba_cupy_args_us": cupy_us, "numba_device_array_args_us": view_us,
+                          "cupy_elementwise_us": elementwise_us, "launches": launches, "arrays": arrays}
+
+
 def check_gbdt_gpu(rows: int = 1_000_000, features: int = 20, trees: int = 100) -> Result:
     import cupy
 
@@ -567,6 +615,7 @@ def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result], f
         ("gbdt_partition", hook("kernels.gbdt_partition", rows=SMOKE_ROWS), 20),
         ("gbdt_split", hook("kernels.gbdt_split"), 10),
         ("gbdt_predict", hook("kernels.gbdt_predict", rows=SMOKE_ROWS, trees=3), 20),
+        ("kernel launch overhead", lambda: check_launch_overhead(5 if smoke else 2000), 10),
         # the drift parity and the three benchmarks with goals next, so that a run cut short still measures them
         ("drift compare CuPy vs NumPy", lambda: check_drift_parity(n(1_000_000)), 15),
         (f"drift bandwidth {n(args.rows):,} x 20", lambda: check_drift_bandwidth(n(args.rows)), 40),
