@@ -183,15 +183,17 @@ def profile_fit(factory: Any, X: Any, y: Any, top: int = 12) -> dict[str, Any]:
     }
 
 
-def gpu_check_rows(rows: int = 1_000_000, features: int = 20, iterations: int = 100) -> list[dict[str, Any]]:
+def gpu_check_rows(rows: int = 1_000_000, features: int = 20, iterations: int = 100,
+                   data: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
     """trident_gbdt on the GPU (CuPy input) beside scikit-learn and trident_gbdt on the CPU cores.
 
-    Returns one dict per model: ``model``, ``fit_s``, ``auc``, ``predict_rows_per_s`` and, for the
-    GPU row, ``speedup_vs_sklearn`` and ``auc_diff_vs_cpu``.
+    ``data``: ``make_data(rows, features)`` when the caller has it already. Returns one dict per
+    model: ``model``, ``fit_s``, ``auc``, ``predict_rows_per_s`` and, for the GPU row,
+    ``speedup_vs_sklearn`` and ``auc_diff_vs_cpu``.
     """
     import cupy
 
-    X, y, Xt, yt = make_data(rows, features)
+    X, y, Xt, yt = data if data is not None else make_data(rows, features)
     models = _models(iterations)
     out = [measure("sklearn HistGradientBoosting (CPU)", models["sklearn HistGradientBoosting"], X, y, Xt, yt),
            measure("trident_gbdt (CPU)", models["trident_gbdt"], X, y, Xt, yt)]

@@ -465,7 +465,8 @@ def check_gbdt_gpu(rows: int = 1_000_000, features: int = 20, trees: int = 100) 
 
     from bench.gbdt import _models, gpu_check_rows, make_data, profile_fit
 
-    sk, cpu, gpu = gpu_check_rows(rows, features, trees)
+    data = make_data(rows, features)
+    sk, cpu, gpu = gpu_check_rows(rows, features, trees, data=data)
     diff = gpu["auc"] - cpu["auc"]
     speed = sk["fit_s"] / gpu["fit_s"]
     cores = os.cpu_count() or 0
@@ -473,8 +474,7 @@ def check_gbdt_gpu(rows: int = 1_000_000, features: int = 20, trees: int = 100) 
     goal = "met" if speed >= GOAL_GBDT_VS_SKLEARN else "NOT met"
     # where the GPU fit's host time goes, for the next round of tuning (a shorter fit, same data)
     p_trees = min(trees, 20)
-    X, y, _, _ = make_data(rows, features)
-    prof = profile_fit(lambda: _models(p_trees)["trident_gbdt"](), cupy.asarray(X), cupy.asarray(y))
+    prof = profile_fit(lambda: _models(p_trees)["trident_gbdt"](), cupy.asarray(data[0]), cupy.asarray(data[1]))
     detail = (f"{rows:,} x {features}, {trees} trees depth 6: fit sklearn HGB ({cores} cores) {sk['fit_s']:.2f} s, "
               f"trident CPU {cpu['fit_s']:.2f} s, trident GPU {gpu['fit_s']:.2f} s -> GPU {speed:.1f}x sklearn "
               f"(goal >= {GOAL_GBDT_VS_SKLEARN:.0f}x: {goal}); AUC GPU {gpu['auc']:.4f} vs CPU {cpu['auc']:.4f} "

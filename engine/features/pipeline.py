@@ -530,11 +530,7 @@ class FeaturePipeline:
         from engine.features.frame import to_columns
 
         cfg = resolve_config(self.config, **self.overrides)
-        if type(df).__module__.startswith("cudf"):  # as in transform: strings on the host, numbers on the GPU
-            from engine.backend import compat
-
-            df = df.to_pandas()
-            xp = compat.cupy() if xp is None else xp
+        df, xp = _host_frame(df, xp)
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"features: fit expects a pandas DataFrame, got {type(df).__name__}")
         _check_column_names(df.columns)
@@ -750,11 +746,7 @@ class FeaturePipeline:
         raise :class:`DataError` naming the column.
         """
         self._check_fitted()
-        if type(df).__module__.startswith("cudf"):  # strings are encoded on the host; numbers go back to the GPU
-            from engine.backend import compat
-
-            df = df.to_pandas()
-            xp = compat.cupy() if xp is None else xp
+        df, xp = _host_frame(df, xp)
         columns = self._columns(df)
         try:
             return self.runtime_.transform(columns, xp=xp)
@@ -798,6 +790,16 @@ class FeaturePipeline:
         fp.input_kinds_ = runtime.input_kinds
         fp.report_ = extra.get("report") or {}
         return fp
+
+
+def _host_frame(df: Any, xp: Any) -> tuple[Any, Any]:
+    """A cuDF frame is read through pandas (strings are encoded on the host) and its numbers computed
+    on CuPy unless ``xp`` says otherwise; any other frame and ``xp`` pass through."""
+    if type(df).__module__.startswith("cudf"):
+        from engine.backend import compat
+
+        return df.to_pandas(), compat.cupy() if xp is None else xp
+    return df, xp
 
 
 def _transform_partition(pdf: Any, pipeline: FeaturePipeline) -> np.ndarray:

@@ -67,13 +67,16 @@ class Supervisor:
                 "restarts": self.restarts, "watch_interval_s": float(self.cfg.server.watch_interval_s)}
         state.write_server_info(self.repository, info)
 
-    def stop(self) -> None:
+    def _close_client(self) -> None:
         if self._client is not None:
             try:
                 self._client.close()
             except Exception:  # noqa: BLE001
                 pass
             self._client = None
+
+    def stop(self) -> None:
+        self._close_client()
         if self.server is not None:
             self.server.stop()
             state.log_event(self.repository, "stop", pid=self.server.pid)
@@ -207,12 +210,7 @@ class Supervisor:
         self.restarts += 1
         old = self.server
         old.stop(timeout_s=5.0)
-        if self._client is not None:
-            try:
-                self._client.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._client = None
+        self._close_client()
         self._probes.clear()
         scfg = self.cfg.server
         ports = old.ports
