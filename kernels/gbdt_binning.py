@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from kernels._cuda import launch
+
 __all__ = [
     "EDGE_SLOTS",
     "MAX_BINS",
@@ -64,16 +66,33 @@ def _float32_down(v: np.ndarray) -> np.ndarray:
     return f
 
 
+def _percentile_midpoint(ordered: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.percentile(ordered, q, method="midpoint")`` (float64) of values already sorted ascending,
+    computed as NumPy does (same indices, same interpolation), without its partition."""
+    n = ordered.size
+    vi = (n - 1) * (q / 100)
+    prev = np.floor(vi).astype(np.intp)
+    a = ordered[prev].astype(np.float64)
+    b = ordered[np.minimum(prev + 1, n - 1)].astype(np.float64)
+    gamma = np.where(vi - prev == 0, 0.0, 0.5)
+    diff = b - a
+    out = a + diff * gamma
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out
+
+
 def _feature_edges(col: np.ndarray, max_bins: int) -> np.ndarray:
-    col = col[np.isfinite(col)].astype(np.float64)
+    """Edges of one column sorted ascending (NaN last, as ``np.sort`` and ``cupy.sort`` leave it)."""
+    lo, hi = np.searchsorted(col, -np.inf, side="right"), np.searchsorted(col, np.inf, side="left")
+    col = col[lo:hi]  # the finite values, still sorted
     if col.size == 0:
         return np.empty(0, np.float32)
-    distinct = np.unique(col)
-    if distinct.size <= max_bins:
+    new = col[1:] != col[:-1]
+    if 1 + np.count_nonzero(new) <= max_bins:
+        distinct = col[np.concatenate([[True], new])].astype(np.float64)
         mids = (distinct[:-1] + distinct[1:]) * 0.5
     else:
-        q = np.linspace(0.0, 100.0, max_bins + 1)[1:-1]
-        mids = np.percentile(col, q, method="midpoint")
+        mids = _percentile_midpoint(col, np.linspace(0.0, 100.0, max_bins + 1)[1:-1])
     return np.unique(_float32_down(mids))
 
 
@@ -114,14 +133,16 @@ def bin_edges(x: Any, max_bins: int = MAX_BINS, subsample: int | None = 200_000,
     if subsample is not None and n > subsample:
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(n, int(subsample), replace=False))
-        sample = to_numpy(x[get_namespace(x).asarray(idx)])
+        sample = x[get_namespace(x).asarray(idx)]
     else:
-        sample = to_numpy(x)
-    sample = np.asarray(sample, dtype=np.float32)
+        sample = x
+    # each column sorted once, on the sample's device: quantiles and distinct values are then cheap
+    xp = get_namespace(sample)
+    ordered = np.asarray(to_numpy(xp.sort(xp.ascontiguousarray(xp.asarray(sample, dtype=np.float32).T), axis=1)))
     edges = np.full((f, EDGE_SLOTS), np.inf, np.float32)
     n_bins = np.ones(f, np.int32)
     for j in range(f):
-        e = _feature_edges(sample[:, j], int(max_bins))
+        e = _feature_edges(ordered[j], int(max_bins))
         edges[j, : e.size] = e
         n_bins[j] = e.size + 1
     return edges, n_bins
@@ -238,7 +259,7 @@ def apply_bins_cuda(x: Any, edges: Any, n_bins: Any, blocks: int | None = None, 
     out = xp.empty(x.shape, dtype=np.uint8)
     nb, nt = grid_threads(blocks, threads)
     if x.size:
-        _cuda_kernel()[nb, nt](x, xp.asarray(_padded(edges)), out)
+        launch(_cuda_kernel(), nb, nt, x, xp.asarray(_padded(edges)), out)
     return out
 
 
