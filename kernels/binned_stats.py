@@ -42,6 +42,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from kernels._cuda import launch
+
 __all__ = [
     "BinnedStats",
     "CudaBinnedStats",
@@ -390,7 +392,7 @@ def _cuda_module() -> Any:
 @functools.cache
 def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool):
     """CUDA kernel specialised at compile time for ``f`` columns with ``m`` interior edges each."""
-    from numba import float32, float64, int64, uint32
+    from numba import float32, float64, int32, int64, uint32
 
     global cuda
     cuda = _cuda_module()
@@ -402,14 +404,6 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool)
     nh = f * width if shared_hist else 1
     ne = f * m if shared_edges else 1
     inf = math.inf
-
-    @cuda.jit(device=True)
-    def bin_reg(e, v):  # pragma: no cover - compiled
-        b = 0
-        for k in range(m):
-            if e[k] <= v:
-                b += 1
-        return b
 
     @cuda.jit(device=True)
     def bin_search(edges, base, v):  # pragma: no cover - compiled
@@ -431,12 +425,18 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool)
                 e[k] = inner_flat[j * m + k]
 
     @cuda.jit(device=True)
-    def visit(raw, j, e, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss):  # pragma: no cover
+    def visit(raw, j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss):  # pragma: no cover
         if raw != raw:
             return mn, mx, s, ss, miss + 1
         if reg:
-            b = bin_reg(e, raw)
-        elif shared_edges:
+            # no histogram atomic per value: count the values at or above each edge (registers)
+            for k in range(m):
+                if e[k] <= raw:
+                    ge[k] += 1
+            v = float64(raw)
+            d = v - shv
+            return min(mn, v), max(mx, v), s + d, ss + d * d, miss
+        if shared_edges:
             b = bin_search(sh_edges, j * m, raw)
         else:
             b = bin_search(inner_flat, j * m, raw)
@@ -450,6 +450,31 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool)
         d = v - shv
         return min(mn, v), max(mx, v), s + d, ss + d * d, miss
 
+    @cuda.jit(device=True)
+    def rows_seen(i0, r, n):  # pragma: no cover - compiled
+        # rows i0, i0 + r, i0 + 2r, ... below n
+        return (n - i0 + r - 1) // r if i0 < n else 0
+
+    @cuda.jit(device=True)
+    def add_count(sh_hist, hist, j, b, c):  # pragma: no cover - compiled
+        if c != 0:
+            if shared_hist:
+                cuda.atomic.add(sh_hist, j * width + b, uint32(c))
+            else:
+                cuda.atomic.add(hist, (j, b), int64(c))
+
+    @cuda.jit(device=True)
+    def flush_ge(ge, valid, j, last, sh_hist, hist):  # pragma: no cover - compiled
+        # bin k < last holds the values with exactly k edges at or below them: ge[k-1] - ge[k]
+        # (ge[-1] = all valid values); bin ``last`` the rest, ge[last-1]. Then reset.
+        prev = valid
+        for k in range(m):
+            if k < last:
+                add_count(sh_hist, hist, j, k, prev - ge[k])
+                prev = ge[k]
+            ge[k] = 0
+        add_count(sh_hist, hist, j, last, prev)
+
     @cuda.jit
     def kernel(x, inner_flat, nbins, shift, rows_per_step, hist, p_min, p_max, p_sum, p_sumsq, p_miss):  # pragma: no cover
         sh_hist = cuda.shared.array(nh, uint32)
@@ -460,6 +485,9 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool)
         sh_sumsq = cuda.shared.array(f, float64)
         sh_miss = cuda.shared.array(f, int64)
         e = cuda.local.array(mr, edt)
+        ge = cuda.local.array(mr, int32)
+        for k in range(mr):
+            ge[k] = 0
         buf = cuda.local.array(UNROLL, edt)
         tid = cuda.threadIdx.x
         bdim = cuda.blockDim.x
@@ -499,11 +527,13 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool)
                     for u in range(UNROLL):  # all loads issued before the first is used
                         buf[u] = x[i + u * r, j]
                     for u in range(UNROLL):
-                        mn, mx, s, ss, miss = visit(buf[u], j, e, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
+                        mn, mx, s, ss, miss = visit(buf[u], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
                     i += UNROLL * r
                 while i < n:
-                    mn, mx, s, ss, miss = visit(x[i, j], j, e, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
+                    mn, mx, s, ss, miss = visit(x[i, j], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
                     i += r
+                if reg:
+                    flush_ge(ge, rows_seen(g // f, r, n) - miss, j, last, sh_hist, hist)
                 cuda.atomic.min(sh_min, j, mn)
                 cuda.atomic.max(sh_max, j, mx)
                 cuda.atomic.add(sh_sum, j, s)
@@ -527,13 +557,18 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool)
                 load_edges(e, inner_flat, cur)
                 last = nbins[cur] - 1
                 shv = shift[cur]
+            seen = 0
             while j < f:
-                mn, mx, s, ss, miss = visit(x[i, j], j, e, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
+                mn, mx, s, ss, miss = visit(x[i, j], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
+                seen += 1
                 i += stride
                 while i >= n:
                     i -= n
                     j += 1
                 if j != cur:
+                    if reg:
+                        flush_ge(ge, seen - miss, cur, last, sh_hist, hist)
+                    seen = 0
                     cuda.atomic.min(sh_min, cur, mn)
                     cuda.atomic.max(sh_max, cur, mx)
                     cuda.atomic.add(sh_sum, cur, s)
@@ -658,7 +693,7 @@ class CudaBinnedStats:
         if self.n == 0:
             return
         for kernel, nb, nt, args in self.launches:
-            kernel[nb, nt](*args)
+            launch(kernel, nb, nt, *args)
 
     def result(self) -> BinnedStats:
         io = self.io
