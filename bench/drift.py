@@ -279,6 +279,15 @@ def gpu_bandwidth(rows: int = 20_000_000, features: int = 20, bins: int = 10, re
 
     plan = CudaBinnedStats(x, edges, sketch.shift)
     k_ms = timed(plan.launch, repeat)
+    # the launch geometry around the default (blocks per multiprocessor x threads per block)
+    from kernels._cuda import multiprocessors, simulator
+
+    geometry = {}
+    for per_sm in () if simulator() else (2, 4, 8, 16):
+        for threads in (128, 256, 512, 1024):
+            if per_sm * threads <= 2048:
+                trial = CudaBinnedStats(x, edges, sketch.shift, blocks=per_sm * multiprocessors(), threads=threads)
+                geometry[f"{per_sm}x{threads}"] = timed(trial.launch, max(3, repeat // 3))
     call_ms = timed(lambda: binned_stats(x, edges, sketch.shift).counts.sum(), repeat)
     copy_ms = _copy_ms(x, timed, repeat)
 
@@ -310,6 +319,7 @@ def gpu_bandwidth(rows: int = 20_000_000, features: int = 20, bins: int = 10, re
         "per_column_loop_ms": loop_ms,
         "compare_ms": compare_ms,
         "exact_vs_reference": exact,
+        "geometry_ms": geometry,
     }
 
 
