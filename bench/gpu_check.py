@@ -222,6 +222,9 @@ def check_drift_bandwidth(rows: int) -> Result:
         f"(goal 1500); copy floor {r['copy_read_floor_ms']:.2f} ms ({r['copy_GBps_read_plus_write']:.0f} GB/s r+w); "
         f"per-column CuPy loop {r['per_column_loop_ms']:.1f} ms; compare {r['compare_ms']:.1f} ms; exact {ok}"
     )
+    if r.get("geometry_ms"):
+        best = min(r["geometry_ms"], key=r["geometry_ms"].get)
+        detail += f"; best geometry (blocks/SM x threads) {best}: {r['geometry_ms'][best]:.2f} ms"
     return ("ok" if ok else "FAIL"), detail, r
 
 
@@ -446,6 +449,22 @@ def check_launch_overhead(launches: int = 2000, arrays: int = 8) -> Result:
         return (time.perf_counter() - t0) / launches * 1e6
 
     cupy_us, view_us = per_launch(xs), per_launch(views)
+    from kernels._cuda import launch
+
+    fast = lambda: launch(copy8, 4, 256, *xs)  # noqa: E731
+    fast()  # the first call compiles and prepares
+    fast()
+    xs[0].fill(0)
+    for x in xs[1:]:
+        x.fill(1)
+    fast()
+    fast_ok = bool(float(xs[0].sum()) == 7 * 1024)  # the fast path wrote b + c + ... + h
+    _sync()
+    t0 = time.perf_counter()
+    for _ in range(launches):
+        fast()
+    _sync()
+    fast_us = (time.perf_counter() - t0) / launches * 1e6
     y = xs[0]
     y += 1
     _sync()
@@ -455,9 +474,11 @@ def check_launch_overhead(launches: int = 2000, arrays: int = 8) -> Result:
     _sync()
     elementwise_us = (time.perf_counter() - t0) / launches * 1e6
     detail = (f"{arrays} array arguments: Numba launch {cupy_us:.1f} us with CuPy arrays, {view_us:.1f} us with "
-              f"Numba device arrays; a CuPy elementwise launch {elementwise_us:.1f} us ({launches} launches each)")
-    return "ok", detail, {"numba_cupy_args_us": cupy_us, "numba_device_array_args_us": view_us,
-                          "cupy_elementwise_us": elementwise_us, "launches": launches, "arrays": arrays}
+              f"Numba device arrays, {fast_us:.1f} us through kernels._cuda.launch (result right: {fast_ok}); "
+              f"a CuPy elementwise launch {elementwise_us:.1f} us ({launches} launches each)")
+    return ("ok" if fast_ok else "FAIL"), detail, {
+        "numba_cupy_args_us": cupy_us, "numba_device_array_args_us": view_us, "fast_launch_us": fast_us,
+        "fast_launch_correct": fast_ok, "cupy_elementwise_us": elementwise_us, "launches": launches, "arrays": arrays}
 
 
 def check_gbdt_gpu(rows: int = 1_000_000, features: int = 20, trees: int = 100) -> Result:

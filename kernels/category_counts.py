@@ -20,6 +20,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from kernels._cuda import launch
+
 __all__ = [
     "CategoryCounts",
     "category_counts",
@@ -311,7 +313,8 @@ def category_counts_cuda(codes: Any, n_categories: Any, blocks: int | None = Non
             launch_blocks = -(-(rows_per_step * fg) // nthreads)
         if n > 0:
             sl = (slice(None), slice(a, b))
-            kernel[launch_blocks, nthreads](
+            launch(
+                kernel, launch_blocks, nthreads,
                 d_codes[sl] if fg != f else d_codes,
                 io.to_device(k[a:b]),
                 rows_per_step,

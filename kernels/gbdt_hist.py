@@ -39,6 +39,8 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from kernels._cuda import launch, upload
+
 __all__ = [
     "CHANNELS",
     "N_BINS",
@@ -347,17 +349,14 @@ def build_histograms_cuda(bins, gh, rows, starts, counts, slots, features, hist,
     ct = _host(counts, np.int64)
     fe = _host(features, np.int64)
     build, zero, _ = _cuda_kernels(CUDA_FEATURE_GROUP)
-    d_slots = xp.asarray(_host(slots, np.int64))
-    d_feat = xp.asarray(fe)
     if len(st) == 0 or len(fe) == 0:
         return hist
-    zero[launch_blocks(len(st) * len(fe) * 768, threads, 1024), threads](hist, d_slots, d_feat)
     node, bstart, bend = block_table(st, ct, chunk)
+    d_slots, d_feat, d_node, d_bstart, d_bend = upload(xp, _host(slots, np.int64), fe, node, bstart, bend)
+    launch(zero, launch_blocks(len(st) * len(fe) * 768, threads, 1024), threads, hist, d_slots, d_feat)
     if node.size:
         groups = -(-len(fe) // CUDA_FEATURE_GROUP)
-        build[(node.size, groups), threads](
-            bins, gh, rows, xp.asarray(node), xp.asarray(bstart), xp.asarray(bend), d_slots, d_feat, hist
-        )
+        launch(build, (node.size, groups), threads, bins, gh, rows, d_node, d_bstart, d_bend, d_slots, d_feat, hist)
     return hist
 
 
@@ -375,7 +374,7 @@ def subtract_histograms_cuda(hist, parents, children, features, threads: int | N
         return hist
     _, _, subtract = _cuda_kernels(CUDA_FEATURE_GROUP)
     blocks = launch_blocks(len(pa) * len(fe) * 768, threads, 4096)
-    subtract[blocks, threads](hist, xp.asarray(pa), xp.asarray(_host(children, np.int64)), xp.asarray(fe))
+    launch(subtract, blocks, threads, hist, *upload(xp, pa, _host(children, np.int64), fe))
     return hist
 
 

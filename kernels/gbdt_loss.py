@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from kernels._cuda import launch
+
 __all__ = ["LOSSES", "gradients", "gradients_cpu", "gradients_cuda", "gradients_reference"]
 
 #: Loss name -> code passed to the kernels.
@@ -104,7 +106,7 @@ def gradients_cuda(loss: str, raw: Any, y: Any, gh: Any = None, blocks: int | No
     gh = xp.empty((n, 2), dtype=np.float32) if gh is None else gh
     nb, nt = grid_threads(blocks, threads)
     if n:
-        _cuda_kernel()[nb, nt](_code(loss), raw, y, gh)
+        launch(_cuda_kernel(), nb, nt, _code(loss), raw, y, gh)
     return gh
 
 

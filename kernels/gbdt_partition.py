@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from kernels._cuda import launch, upload
+
 __all__ = ["partition_rows", "partition_rows_cpu", "partition_rows_cuda", "partition_rows_reference"]
 
 MISSING_BIN = 255
@@ -242,17 +244,16 @@ def partition_rows_cuda(
     lo = st[node] + j * chunk
     hi = np.minimum(lo + chunk, st[node] + ct[node])
     count, offsets, scatter = _cuda_kernels(int(threads), int(items))
-    d_node, d_lo, d_hi = xp.asarray(node), xp.asarray(lo), xp.asarray(hi)
-    d_feat = xp.asarray(_host(feature, np.int64))
-    d_sb = xp.asarray(_host(split_bin, np.int64))
-    d_ml = xp.asarray(_host(missing_left, np.uint8))
+    d_node, d_lo, d_hi, d_feat, d_sb, d_ml, d_st, d_first = upload(
+        xp, node, lo, hi, _host(feature, np.int64), _host(split_bin, np.int64), _host(missing_left, np.uint8), st, first
+    )
     n_left = xp.zeros(node.size, dtype=np.int64)
     left_off = xp.empty(node.size, dtype=np.int64)
     right_off = xp.empty(node.size, dtype=np.int64)
-    count[node.size, threads](bins_t, rows, d_node, d_lo, d_hi, d_feat, d_sb, d_ml, n_left)
+    launch(count, node.size, threads, bins_t, rows, d_node, d_lo, d_hi, d_feat, d_sb, d_ml, n_left)
     nb = launch_blocks(n_nodes, threads)
-    offsets[nb, threads](xp.asarray(st), xp.asarray(first), d_lo, d_hi, n_left, left_off, right_off, out)
-    scatter[node.size, threads](bins_t, rows, out_rows, d_node, d_lo, d_hi, d_feat, d_sb, d_ml, left_off, right_off)
+    launch(offsets, nb, threads, d_st, d_first, d_lo, d_hi, n_left, left_off, right_off, out)
+    launch(scatter, node.size, threads, bins_t, rows, out_rows, d_node, d_lo, d_hi, d_feat, d_sb, d_ml, left_off, right_off)
     return out
 
 

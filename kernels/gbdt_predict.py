@@ -27,6 +27,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from kernels._cuda import launch, upload
+
 __all__ = [
     "Forest",
     "add_leaf_values",
@@ -340,7 +342,7 @@ def predict_raw_cuda(x, forest: Forest, out, blocks: int | None = None, threads:
     f = _forest_device(forest, xp)
     nb, nt = grid_threads(blocks, threads)
     if x.shape[0]:
-        _cuda_kernels()[0][nb, nt](x, f.offsets, f.feature, f.threshold, f.missing_left, f.left, f.right, f.value, out)
+        launch(_cuda_kernels()[0], nb, nt, x, f.offsets, f.feature, f.threshold, f.missing_left, f.left, f.right, f.value, out)
     return out
 
 
@@ -353,7 +355,7 @@ def predict_binned_cuda(bins, forest: Forest, out, blocks: int | None = None, th
     f = _forest_device(forest, xp)
     nb, nt = grid_threads(blocks, threads)
     if bins.shape[0]:
-        _cuda_kernels()[1][nb, nt](bins, f.offsets, f.feature, f.split_bin, f.missing_left, f.left, f.right, f.value, out)
+        launch(_cuda_kernels()[1], nb, nt, bins, f.offsets, f.feature, f.split_bin, f.missing_left, f.left, f.right, f.value, out)
     return out
 
 
@@ -367,8 +369,9 @@ def add_leaf_values_cuda(raw, rows, starts, counts, values, threads: int | None 
     threads = threads or (32 if simulator() else 256)
     node, lo, hi = block_table(_host(starts, np.int64), _host(counts, np.int64), threads * (2 if simulator() else 16))
     if node.size:
-        _cuda_kernels()[2][node.size, threads](
-            raw, rows, xp.asarray(node), xp.asarray(lo), xp.asarray(hi), xp.asarray(_host(values, np.float64))
+        launch(
+            _cuda_kernels()[2], node.size, threads,
+            raw, rows, *upload(xp, node, lo, hi, _host(values, np.float64)),
         )
     return raw
 

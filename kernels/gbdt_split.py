@@ -39,6 +39,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from kernels._cuda import launch, upload
+
 __all__ = ["SplitParams", "Splits", "find_splits", "find_splits_cpu", "find_splits_cuda", "find_splits_reference"]
 
 
@@ -320,25 +322,28 @@ def find_splits_cuda(hist, slots, sums, features, n_bins, params: SplitParams, t
 
     xp = get_namespace(hist)
     k = len(slots)
-    out = _empty(k, xp)
     nf = len(features)
     if k == 0 or nf == 0:
-        return out
+        return _empty(k, xp)
     threads = threads or (32 if simulator() else 128)
     per_feature, per_node = _cuda_kernels()
-    d_feat = xp.asarray(_host(features, np.int64))
+    d_feat, d_slots, d_sums, d_nbins = upload(
+        xp, _host(features, np.int64), _host(slots, np.int64), _host(sums, np.float64).reshape(k, 3), _host(n_bins, np.int64)
+    )
+    # per_node writes every output: no fill needed
+    out = Splits(xp.empty(k), xp.empty(k, dtype=np.int64), xp.empty(k, dtype=np.int64), xp.empty(k, dtype=np.uint8), xp.empty((k, 3)))
     t_gain = xp.empty((k, nf))
     t_bin = xp.empty((k, nf), dtype=np.int64)
     t_ml = xp.empty((k, nf), dtype=np.uint8)
     t_left = xp.empty((k, nf, 3))
     blocks = launch_blocks(k * nf, threads)
-    per_feature[blocks, threads](
-        hist, xp.asarray(_host(slots, np.int64)), xp.asarray(_host(sums, np.float64).reshape(k, 3)), d_feat,
-        xp.asarray(_host(n_bins, np.int64)), float(params.l2), float(params.min_child_weight),
+    launch(
+        per_feature, blocks, threads,
+        hist, d_slots, d_sums, d_feat, d_nbins, float(params.l2), float(params.min_child_weight),
         float(params.min_samples_leaf), float(params.min_gain), t_gain, t_bin, t_ml, t_left,
     )
     blocks = launch_blocks(k, threads)
-    per_node[blocks, threads](d_feat, t_gain, t_bin, t_ml, t_left, *out)
+    launch(per_node, blocks, threads, d_feat, t_gain, t_bin, t_ml, t_left, *out)
     return out
 
 

@@ -32,6 +32,7 @@ from numba import njit, prange
 
 from engine.features.runtime import FNV_OFFSET, FNV_PRIME, strings_to_buffer
 from engine.features.runtime import hash_bytes as hash_bytes_reference
+from kernels._cuda import launch
 
 __all__ = [
     "hash_buckets",
@@ -148,7 +149,7 @@ def hash_bytes_cuda(data: Any, offsets: Any, seed: int = 0, blocks: int | None =
     d_off = io.to_device(offsets)
     out = io.full((n,), 0, np.uint32)
     b, t = grid_threads(blocks, threads)
-    _cuda_kernel()[b, t](d_data, d_off, _h0(seed), out)
+    launch(_cuda_kernel(), b, t, d_data, d_off, _h0(seed), out)
     return io.result(out)
 
 
