@@ -32,7 +32,12 @@ fewer rows in the same run and extrapolated per row (the table says so).
 trident_gbdt: fit on CuPy and on NumPy input (1M x 20, 100 trees of depth 6: the data of ``python -m bench
 gbdt``, whose GPU goal this measures), held-out AUC equal
 within :data:`GBDT_AUC_TOL`, fit time beside scikit-learn's HistGradientBoostingClassifier on all CPU
-cores (goal: GPU fit >= 10x faster).
+cores (goal: GPU fit >= 10x faster), and once more with every kernel launched through Numba's
+dispatcher instead of :func:`kernels._cuda.launch`'s direct path (what that path saves); a profiled
+20-tree fit says where the host time goes.
+
+Last, the test suite's ``gpu``-marked tests run in a subprocess (``pytest -m gpu`` over
+:data:`GPU_TEST_FILES`).
 """
 from __future__ import annotations
 
@@ -493,18 +498,56 @@ def check_gbdt_gpu(rows: int = 1_000_000, features: int = 20, trees: int = 100) 
     cores = os.cpu_count() or 0
     ok = abs(diff) <= GBDT_AUC_TOL
     goal = "met" if speed >= GOAL_GBDT_VS_SKLEARN else "NOT met"
+    # the same GPU fit with every kernel launched through Numba's dispatcher (what kernels._cuda.launch saves)
+    from bench.gbdt import measure
+    from kernels._cuda import FAST_LAUNCH_ENV, fast_launch_works
+
+    direct = fast_launch_works()
+    os.environ[FAST_LAUNCH_ENV] = "0"
+    try:
+        X, y, Xt, yt = data
+        slow = measure("trident_gbdt (GPU, dispatcher launches)", _models(trees)["trident_gbdt"],
+                       cupy.asarray(X), cupy.asarray(y), cupy.asarray(Xt), yt)
+    finally:
+        os.environ.pop(FAST_LAUNCH_ENV)
     # where the GPU fit's host time goes, for the next round of tuning (a shorter fit, same data)
     p_trees = min(trees, 20)
     prof = profile_fit(lambda: _models(p_trees)["trident_gbdt"](), cupy.asarray(data[0]), cupy.asarray(data[1]))
     detail = (f"{rows:,} x {features}, {trees} trees depth 6: fit sklearn HGB ({cores} cores) {sk['fit_s']:.2f} s, "
               f"trident CPU {cpu['fit_s']:.2f} s, trident GPU {gpu['fit_s']:.2f} s -> GPU {speed:.1f}x sklearn "
               f"(goal >= {GOAL_GBDT_VS_SKLEARN:.0f}x: {goal}); AUC GPU {gpu['auc']:.4f} vs CPU {cpu['auc']:.4f} "
-              f"(|diff| {abs(diff):.4f} <= {GBDT_AUC_TOL}); profiled {p_trees}-tree GPU fit: "
+              f"(|diff| {abs(diff):.4f} <= {GBDT_AUC_TOL}); direct launches {direct}, GPU fit with Numba's "
+              f"dispatcher launches {slow['fit_s']:.2f} s; profiled {p_trees}-tree GPU fit: "
               f"{prof['seconds'] / p_trees * 1e3:.1f} ms per tree, {prof['kernel_launches']} kernel launches "
               f"taking {prof['launch_seconds']:.2f} s of host time (top functions in the JSON)")
     return ("ok" if ok else "FAIL"), detail, {"sklearn": sk, "trident_cpu": cpu, "trident_gpu": gpu,
                                               "speedup_vs_sklearn": speed, "auc_diff": diff, "cores": cores,
+                                              "direct_launch": direct, "trident_gpu_dispatcher_launches": slow,
                                               "gpu_fit_profile": prof}
+
+
+#: Test files holding the tests marked ``gpu`` (they skip, visibly, without a GPU).
+GPU_TEST_FILES = ("tests/unit/test_gbdt_gpu.py", "tests/unit/test_kernel_launch.py", "tests/unit/test_backend.py",
+                  "tests/cudasim/test_stats_cuda.py")
+
+
+def check_gpu_tests(timeout: float = 150.0) -> Result:
+    """The test suite's ``gpu``-marked tests (``pytest -m gpu``), in a subprocess on this machine."""
+    import re
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", *GPU_TEST_FILES]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p))
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=timeout, env=env)
+    tail = (proc.stdout + proc.stderr).strip().splitlines()
+    summary = next((line for line in reversed(tail) if re.search(r"\d+ (passed|failed|skipped|error)", line)), "")
+    counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", summary)}
+    if proc.returncode != 0:
+        return "FAIL", f"pytest -m gpu: {summary or 'exit ' + str(proc.returncode)}", {"output": "\n".join(tail[-60:]), **counts}
+    if counts.get("passed", 0) == 0:
+        raise _Skip(f"pytest -m gpu: {summary} (no GPU test ran)")
+    return "ok", f"pytest -m gpu: {summary.strip('= ')}", counts
 
 
 def check_features_bench(rows: int, host_rows: int) -> Result:
@@ -641,13 +684,14 @@ def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result], f
         ("drift compare CuPy vs NumPy", lambda: check_drift_parity(n(1_000_000)), 15),
         (f"drift bandwidth {n(args.rows):,} x 20", lambda: check_drift_bandwidth(n(args.rows)), 40),
         (f"trident_gbdt CuPy vs NumPy vs sklearn, {n(args.gbdt_rows):,} x 20",
-         lambda: check_gbdt_gpu(n(args.gbdt_rows), trees=1 if smoke else 100), 60),
+         lambda: check_gbdt_gpu(n(args.gbdt_rows), trees=1 if smoke else 100), 70),
         (f"bench features --backend gpu, {n(args.feature_rows):,} rows",
          lambda: check_features_bench(n(args.feature_rows), n(args.feature_host_rows) // 2), 90),
         ("feature pipeline CuPy vs NumPy", lambda: check_feature_parity(n(200_000)), 20),
         ("features, train and evaluate stages, backend=gpu", lambda: check_stages(n(200_000), trees=2 if smoke else 100, depth=2 if smoke else 6), 40),
         ("LocalCUDACluster: train stage on GPU workers",
          lambda: check_local_cuda_cluster(n(50_000), trees=2 if smoke else 20), 60),
+        ("pytest -m gpu", check_gpu_tests, 90),
     ]
 
 

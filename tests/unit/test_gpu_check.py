@@ -27,7 +27,7 @@ def test_gpu_check_says_no_gpu_and_exits_zero(tmp_path):
 #: Checks the smoke test runs: the script's own glue around the kernels (the CUDA twins themselves are
 #: tested under the simulator in tests/cudasim; the slow ones are left to a manual ``--smoke`` run).
 SMOKE_CHECKS = ("feature pipeline|drift compare|bench features|category_counts|hashing|gbdt_loss|LocalCUDA|"
-                "launch overhead")
+                "launch overhead|pytest -m gpu")
 
 
 def test_gpu_check_smoke_run_passes_every_check_on_the_cupy_standin(tmp_path):
@@ -42,11 +42,12 @@ def test_gpu_check_smoke_run_passes_every_check_on_the_cupy_standin(tmp_path):
     payload = json.loads((tmp_path / "gpu_check.json").read_text())
     assert payload["smoke"] is True and "partial" not in payload
     rows = {r["check"]: r for r in payload["checks"]}
-    assert len(rows) == 8, sorted(rows)
+    assert len(rows) == 9, sorted(rows)
     for name, r in rows.items():
         assert r["status"] in ("ok", "skip"), (name, r["detail"], r["metrics"].get("traceback"))
         assert "traceback" not in r["metrics"], name
     assert sum(r["status"] == "ok" for r in rows.values()) >= 7
+    assert rows["pytest -m gpu"]["status"] == "skip"  # the gpu-marked tests ran and skipped: no GPU here
     assert "| check" in proc.stdout  # the printed table
 
 
