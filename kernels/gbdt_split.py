@@ -265,7 +265,10 @@ def find_splits_cpu(hist, slots, sums, features, n_bins, params: SplitParams) ->
 # -------------------------------------------------------------------------------------- CUDA twin
 @functools.cache
 def _cuda_kernels():
+    from numba import float64
+
     from kernels._cuda import cuda as _cuda
+    from kernels.gbdt_hist import CHANNELS, N_BINS
 
     global cuda  # module global: the CUDA simulator swaps it for its fake module
     cuda = _cuda()
@@ -273,13 +276,20 @@ def _cuda_kernels():
 
     @cuda.jit
     def per_feature(hist, slots, sums, features, n_bins, l2, mcw, msl, min_gain, t_gain, t_bin, t_ml, t_left):  # pragma: no cover
+        # a block per (node, feature): its threads copy the 256 x 3 histogram into shared memory
+        # (coalesced), then one thread runs the same sequential scan as the CPU twin from there
+        sh = cuda.shared.array((1, 1, N_BINS, CHANNELS), float64)
         nf = features.shape[0]
-        total = slots.shape[0] * nf
-        for j in range(cuda.grid(1), total, cuda.gridsize(1)):
-            k = j // nf
-            jf = j - k * nf
-            f = features[jf]
-            gain, b, ml, gl, hl, cl = scan(hist, slots[k], f, n_bins[f], sums[k, 0], sums[k, 1], sums[k, 2], l2, mcw, msl, min_gain)
+        j = cuda.blockIdx.x
+        k = j // nf
+        jf = j - k * nf
+        f = features[jf]
+        s = slots[k]
+        for t in range(cuda.threadIdx.x, N_BINS * CHANNELS, cuda.blockDim.x):
+            sh[0, 0, t // CHANNELS, t % CHANNELS] = hist[s, f, t // CHANNELS, t % CHANNELS]
+        cuda.syncthreads()
+        if cuda.threadIdx.x == 0:
+            gain, b, ml, gl, hl, cl = scan(sh, 0, 0, n_bins[f], sums[k, 0], sums[k, 1], sums[k, 2], l2, mcw, msl, min_gain)
             t_gain[k, jf] = gain
             t_bin[k, jf] = b
             t_ml[k, jf] = ml
@@ -315,7 +325,9 @@ def _cuda_kernels():
 
 
 def find_splits_cuda(hist, slots, sums, features, n_bins, params: SplitParams, threads: int | None = None) -> Splits:
-    """CUDA twin (``@cuda.jit``): a thread per (node, feature) scans the bins, a thread per node picks."""
+    """CUDA twin (``@cuda.jit``): a block per (node, feature) stages its histogram in shared memory and
+    one of its threads scans the bins (the CPU twin's code, so the same sums in the same order); a
+    thread per node picks."""
     from engine.backend import get_namespace
     from kernels._cuda import simulator
     from kernels.gbdt_launch import launch_blocks
@@ -336,9 +348,8 @@ def find_splits_cuda(hist, slots, sums, features, n_bins, params: SplitParams, t
     t_bin = xp.empty((k, nf), dtype=np.int64)
     t_ml = xp.empty((k, nf), dtype=np.uint8)
     t_left = xp.empty((k, nf, 3))
-    blocks = launch_blocks(k * nf, threads)
     launch(
-        per_feature, blocks, threads,
+        per_feature, k * nf, threads,
         hist, d_slots, d_sums, d_feat, d_nbins, float(params.l2), float(params.min_child_weight),
         float(params.min_samples_leaf), float(params.min_gain), t_gain, t_bin, t_ml, t_left,
     )
