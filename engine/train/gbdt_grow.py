@@ -230,11 +230,16 @@ class TreeGrower:
             n_leaves += len(batch)
             depth = batch[0].depth
             src, dst = buf[depth % 2], buf[(depth + 1) % 2]
-            lc = self.ops.partition(
+            moved = self.ops.partition(
                 self.bins_t, src, dst, [n.start for n in batch], [n.count for n in batch], [n.feature for n in batch],
                 [n.bin for n in batch], [n.missing_left for n in batch],
             )
-            lc = np.asarray(to_numpy(lc), dtype=np.int64)
+            # Each left child's size is its split's left row count (exact in the histogram), so the device
+            # partition's own counts need not come back: no wait for the device here. The CPU twin's are
+            # on the host already and are checked against them.
+            lc = np.array([int(n.left_sums[2]) for n in batch], dtype=np.int64)
+            if self.xp is np and not np.array_equal(np.asarray(moved, dtype=np.int64), lc):
+                raise RuntimeError(f"partition moved {np.asarray(moved).tolist()} rows left, the splits counted {lc.tolist()}")
             build, sub_parent, sub_child, release_after, to_find = [], [], [], [], []
             for n, nl in zip(batch, lc):
                 nl = int(nl)
