@@ -628,7 +628,11 @@ def binned_stats_cuda(
     index instead (also coalesced; a thread flushes its registers when it crosses into the next
     column). Other strides are read correctly, without the coalescing.
 
-    Histograms are per block in shared memory (32-bit ``atomic.add``), added to the global int64
+    With up to :data:`REGISTER_EDGES` interior edges a thread counts, in registers, the values at or
+    above each of its column's edges (a compare and an add per edge, no atomic per value) and turns
+    those counts into bins when it leaves the column: bin ``k`` holds ``ge[k-1] - ge[k]``. With more
+    edges each value's bin is found by binary search and counted with a 32-bit shared-memory
+    ``atomic.add``. Either way histograms are per block in shared memory, added to the global int64
     histogram once per block; per-block moments are reduced on the device afterwards. Columns are
     launched in groups small enough for a block's static shared memory. float32 data is compared
     with float32 edges (rounded as in :func:`edges_for`, so the bins equal the float64 ones).
