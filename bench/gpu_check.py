@@ -677,7 +677,7 @@ def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result], f
         ("gbdt_loss", lambda: check_gbdt_loss(n(5_000_000)), 10),
         ("gbdt_hist", hook("kernels.gbdt_hist", rows=SMOKE_ROWS), 20),
         ("gbdt_partition", hook("kernels.gbdt_partition", rows=SMOKE_ROWS), 20),
-        ("gbdt_split", hook("kernels.gbdt_split"), 10),
+        ("gbdt_split", hook("kernels.gbdt_split", nodes=4, features=6), 10),
         ("gbdt_predict", hook("kernels.gbdt_predict", rows=SMOKE_ROWS, trees=3), 20),
         ("kernel launch overhead", lambda: check_launch_overhead(5 if smoke else 2000), 10),
         # the drift parity and the three benchmarks with goals next, so that a run cut short still measures them
