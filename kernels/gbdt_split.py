@@ -349,7 +349,7 @@ def find_splits_cuda(hist, slots, sums, features, n_bins, params: SplitParams, t
     t_ml = xp.empty((k, nf), dtype=np.uint8)
     t_left = xp.empty((k, nf, 3))
     launch(
-        per_feature, k * nf, threads,
+        per_feature, k * nf, 4 if simulator() else threads,  # the simulator pays per thread
         hist, d_slots, d_sums, d_feat, d_nbins, float(params.l2), float(params.min_child_weight),
         float(params.min_samples_leaf), float(params.min_gain), t_gain, t_bin, t_ml, t_left,
     )
