@@ -42,6 +42,39 @@ def test_bin_edges_are_increasing_float32_and_at_most_max_bins_minus_one(data):
     assert nb[5] == 1  # a constant feature has a single value bin
 
 
+def test_quantile_edges_equal_numpy_percentile_midpoint_on_random_columns():
+    """The edges come from sorted columns with NumPy's own midpoint interpolation, without its
+    partition: equal to ``np.percentile(..., method="midpoint")`` bit for bit."""
+    rng = np.random.default_rng(5)
+    for trial in range(400):
+        n = int(rng.integers(1, 3000))
+        kind = trial % 4
+        if kind == 0:
+            col = rng.normal(size=n) * 10.0 ** rng.integers(-20, 20)
+        elif kind == 1:
+            col = rng.integers(0, int(rng.integers(1, 600)), size=n).astype(float)  # heavy ties
+        elif kind == 2:
+            col = rng.standard_cauchy(size=n)
+        else:
+            col = np.round(rng.normal(size=n), 2)
+        col = col.astype(np.float32)
+        ordered = np.sort(col)
+        q = np.linspace(0.0, 100.0, int(rng.integers(2, 256)) + 1)[1:-1]
+        want = np.percentile(ordered.astype(np.float64), q, method="midpoint")
+        np.testing.assert_array_equal(B._percentile_midpoint(ordered, q), want)
+
+
+def test_bin_edges_skip_infinities_and_missing_values_like_the_finite_column():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(5000, 1)).astype(np.float32)
+    x[:300] = rng.integers(0, 3, 300)[:, None].astype(np.float32)  # ties
+    dirty = np.concatenate([x, [[np.inf], [-np.inf], [np.nan], [np.inf]]]).astype(np.float32)
+    e1, nb1 = B.bin_edges(x, 64, subsample=None)
+    e2, nb2 = B.bin_edges(dirty[rng.permutation(len(dirty))], 64, subsample=None)
+    np.testing.assert_array_equal(e1, e2)
+    assert nb1.tolist() == nb2.tolist() == [64]
+
+
 def test_bin_edges_of_few_distinct_values_fall_between_neighbours():
     e, nb = B.bin_edges(np.array([[3.0], [1.0], [2.0], [2.0], [np.nan]], np.float32), max_bins=8)
     assert e[0, : nb[0] - 1].tolist() == [1.5, 2.5]
