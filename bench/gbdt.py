@@ -183,6 +183,57 @@ def profile_fit(factory: Any, X: Any, y: Any, top: int = 12) -> dict[str, Any]:
     }
 
 
+#: The kernel entry points a fit calls, by family (module, function): what :func:`device_times` times.
+FIT_KERNELS = (
+    ("binning", "kernels.gbdt_binning", "bin_edges"), ("binning", "kernels.gbdt_binning", "apply_bins"),
+    ("gradients", "kernels.gbdt_loss", "gradients"), ("histograms", "kernels.gbdt_hist", "build_histograms"),
+    ("histograms", "kernels.gbdt_hist", "subtract_histograms"), ("split search", "kernels.gbdt_split", "find_splits"),
+    ("partition", "kernels.gbdt_partition", "partition_rows"), ("leaf values", "kernels.gbdt_predict", "add_leaf_values"),
+    ("leaf values", "kernels.gbdt_predict", "predict_binned"),
+)
+
+
+def device_times(factory: Any, X: Any, y: Any) -> dict[str, Any]:
+    """GPU-timeline milliseconds of one fit's calls, by kernel family (CUDA events recorded around each
+    call of :data:`FIT_KERNELS`; a span also holds any wait for the host to launch), beside the fit's
+    wall time: what the device is busy with, and how much of the fit it is idle."""
+    import importlib
+
+    import cupy
+
+    spans: dict[str, list[tuple[Any, Any]]] = {}
+    patched = []
+
+    def timed(family: str, fn: Any) -> Any:
+        def call(*args: Any, **kw: Any) -> Any:
+            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+            start.record()
+            out = fn(*args, **kw)
+            stop.record()
+            spans.setdefault(family, []).append((start, stop))
+            return out
+
+        return call
+
+    factory().set_params(n_estimators=2).fit(X[:2000], y[:2000])  # compiles
+    _sync(cupy)
+    for family, module, name in FIT_KERNELS:
+        mod = importlib.import_module(module)
+        patched.append((mod, name, getattr(mod, name)))
+        setattr(mod, name, timed(family, getattr(mod, name)))
+    try:
+        t0 = time.perf_counter()
+        factory().fit(X, y)
+        _sync(cupy)
+        wall = time.perf_counter() - t0
+    finally:
+        for mod, name, fn in patched:
+            setattr(mod, name, fn)
+    ms = {f: float(sum(cupy.cuda.get_elapsed_time(a, b) for a, b in v)) for f, v in spans.items()}
+    return {"wall_s": wall, "device_ms": ms, "calls": {f: len(v) for f, v in spans.items()},
+            "busy_share": sum(ms.values()) / 1e3 / wall if wall > 0 else 0.0}
+
+
 def gpu_check_rows(rows: int = 1_000_000, features: int = 20, iterations: int = 100,
                    data: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
     """trident_gbdt on the GPU (CuPy input) beside scikit-learn and trident_gbdt on the CPU cores.

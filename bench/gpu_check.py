@@ -513,17 +513,23 @@ def check_gbdt_gpu(rows: int = 1_000_000, features: int = 20, trees: int = 100) 
     # where the GPU fit's host time goes, for the next round of tuning (a shorter fit, same data)
     p_trees = min(trees, 20)
     prof = profile_fit(lambda: _models(p_trees)["trident_gbdt"](), cupy.asarray(data[0]), cupy.asarray(data[1]))
+    # and what the device is busy with during such a fit
+    from bench.gbdt import device_times
+
+    dev = device_times(lambda: _models(p_trees)["trident_gbdt"](), cupy.asarray(data[0]), cupy.asarray(data[1]))
+    busiest = ", ".join(f"{f} {v:.0f} ms" for f, v in sorted(dev["device_ms"].items(), key=lambda kv: -kv[1])[:3])
     detail = (f"{rows:,} x {features}, {trees} trees depth 6: fit sklearn HGB ({cores} cores) {sk['fit_s']:.2f} s, "
               f"trident CPU {cpu['fit_s']:.2f} s, trident GPU {gpu['fit_s']:.2f} s -> GPU {speed:.1f}x sklearn "
               f"(goal >= {GOAL_GBDT_VS_SKLEARN:.0f}x: {goal}); AUC GPU {gpu['auc']:.4f} vs CPU {cpu['auc']:.4f} "
               f"(|diff| {abs(diff):.4f} <= {GBDT_AUC_TOL}); direct launches {direct}, GPU fit with Numba's "
               f"dispatcher launches {slow['fit_s']:.2f} s; profiled {p_trees}-tree GPU fit: "
               f"{prof['seconds'] / p_trees * 1e3:.1f} ms per tree, {prof['kernel_launches']} kernel launches "
-              f"taking {prof['launch_seconds']:.2f} s of host time (top functions in the JSON)")
+              f"taking {prof['launch_seconds']:.2f} s of host time (top functions in the JSON); device busy "
+              f"{dev['busy_share']:.0%} of an unprofiled {p_trees}-tree fit ({busiest})")
     return ("ok" if ok else "FAIL"), detail, {"sklearn": sk, "trident_cpu": cpu, "trident_gpu": gpu,
                                               "speedup_vs_sklearn": speed, "auc_diff": diff, "cores": cores,
                                               "direct_launch": direct, "trident_gpu_dispatcher_launches": slow,
-                                              "gpu_fit_profile": prof}
+                                              "gpu_fit_profile": prof, "gpu_fit_device_times": dev}
 
 
 #: Test files holding the tests marked ``gpu`` (they skip, visibly, without a GPU).
