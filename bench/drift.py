@@ -287,7 +287,10 @@ def gpu_bandwidth(rows: int = 20_000_000, features: int = 20, bins: int = 10, re
         for threads in (128, 256, 512, 1024):
             if per_sm * threads <= 2048:
                 trial = CudaBinnedStats(x, edges, sketch.shift, blocks=per_sm * multiprocessors(), threads=threads)
-                geometry[f"{per_sm}x{threads}"] = timed(trial.launch, max(3, repeat // 3))
+                try:
+                    geometry[f"{per_sm}x{threads}"] = timed(trial.launch, max(3, repeat // 3))
+                except Exception:  # e.g. too many registers for this many threads a block: not a candidate
+                    continue
     call_ms = timed(lambda: binned_stats(x, edges, sketch.shift).counts.sum(), repeat)
     copy_ms = _copy_ms(x, timed, repeat)
 
