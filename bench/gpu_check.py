@@ -424,9 +424,9 @@ def check_stages(rows: int = 200_000, trees: int = 100, depth: int = 6) -> Resul
 
 def check_launch_overhead(launches: int = 2000, arrays: int = 8) -> Result:
     """Host time of one Numba CUDA kernel launch with ``arrays`` array arguments passed as CuPy arrays
-    and as Numba device arrays made once (``cuda.as_cuda_array``), beside one CuPy elementwise
-    launch: the cost the GBDT's ~7 launches per tree level pay, and what passing Numba device
-    arrays would save."""
+    and as Numba device arrays made once (``cuda.as_cuda_array``), and through
+    :func:`kernels._cuda.launch`'s direct path (checked for its result), beside one CuPy elementwise
+    launch: the cost the GBDT's ~8 launches per tree level pay."""
     import cupy
 
     from kernels._cuda import cuda as get_cuda
@@ -444,40 +444,27 @@ def check_launch_overhead(launches: int = 2000, arrays: int = 8) -> Result:
     # zero-copy views of the same memory (the simulator has no as_cuda_array: copies stand in there)
     views = [cuda.as_cuda_array(x) if hasattr(cuda, "as_cuda_array") else cuda.to_device(cupy.asnumpy(x)) for x in xs]
 
-    def per_launch(args: list[Any]) -> float:
-        copy8[4, 256](*args)  # compiled on the first call
+    def per_launch(call: Callable[[], Any]) -> float:
+        """Host microseconds per call over ``launches`` calls, after one (compiling) call."""
+        call()
         _sync()
         t0 = time.perf_counter()
         for _ in range(launches):
-            copy8[4, 256](*args)
+            call()
         _sync()
         return (time.perf_counter() - t0) / launches * 1e6
 
-    cupy_us, view_us = per_launch(xs), per_launch(views)
     from kernels._cuda import launch
 
-    fast = lambda: launch(copy8, 4, 256, *xs)  # noqa: E731
-    fast()  # the first call compiles and prepares
-    fast()
+    cupy_us = per_launch(lambda: copy8[4, 256](*xs))
+    view_us = per_launch(lambda: copy8[4, 256](*views))
+    fast_us = per_launch(lambda: launch(copy8, 4, 256, *xs))  # the first call compiles and prepares
     xs[0].fill(0)
     for x in xs[1:]:
         x.fill(1)
-    fast()
-    fast_ok = bool(float(xs[0].sum()) == 7 * 1024)  # the fast path wrote b + c + ... + h
-    _sync()
-    t0 = time.perf_counter()
-    for _ in range(launches):
-        fast()
-    _sync()
-    fast_us = (time.perf_counter() - t0) / launches * 1e6
-    y = xs[0]
-    y += 1
-    _sync()
-    t0 = time.perf_counter()
-    for _ in range(launches):
-        y += 1
-    _sync()
-    elementwise_us = (time.perf_counter() - t0) / launches * 1e6
+    launch(copy8, 4, 256, *xs)
+    fast_ok = bool(float(xs[0].sum()) == 7 * 1024)  # the direct path wrote b + c + ... + h
+    elementwise_us = per_launch(lambda: cupy.add(xs[0], 1, out=xs[0]))
     detail = (f"{arrays} array arguments: Numba launch {cupy_us:.1f} us with CuPy arrays, {view_us:.1f} us with "
               f"Numba device arrays, {fast_us:.1f} us through kernels._cuda.launch (result right: {fast_ok}); "
               f"a CuPy elementwise launch {elementwise_us:.1f} us ({launches} launches each)")

@@ -216,7 +216,7 @@ def _probe_kernel(a2, b1, c, f2, flag, k, x, out):  # pragma: no cover - compile
 def _probe() -> bool:
     """Launch a probe kernel through Numba's dispatcher (compiling it), then directly, on arrays of
     several dtypes, dimensions and layouts (one strided, one Fortran-ordered) and each scalar kind;
-    True when the direct launch wrote what the kernel computes."""
+    True when the direct launch wrote what the dispatcher's launch wrote."""
     import cupy
 
     kernel = cuda().jit(_probe_kernel)
@@ -228,16 +228,12 @@ def _probe() -> bool:
     out = cupy.zeros(8, dtype=cupy.float64)
     args = (a2, b1, c, f2, flag, 7, 0.5, out)
     kernel[1, 1](*args)
+    want = cupy.asnumpy(out)
     prepared = _prepare_fast(kernel, args)
-    if prepared is None:
+    if prepared is None or not np.any(want):
         return False
     out.fill(0)
     _launch_prepared(prepared, 1, 1, args)
-    want = np.zeros(8)
-    h = cupy.asnumpy
-    _probe_kernel(h(a2), h(b1), h(c), h(f2), h(flag), 7, 0.5, want)
-    want[3] = h(f2)[2, 1] + h(f2)[0, 3] * 10.0 + f2.strides[1]
-    want[6] = a2.size + c.size + c.strides[0]
     return bool(np.array_equal(cupy.asnumpy(out), want))
 
 
