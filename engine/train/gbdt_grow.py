@@ -54,7 +54,9 @@ class Tree:
     nodes); ``gain`` the split gain of inner nodes; ``count`` and ``hessian`` the rows and hessian
     sum of every node. ``leaf_start`` / ``leaf_count`` give each leaf's range of positions in
     row-index buffer ``leaf_parity`` (0: the array the tree was grown on, 1: the grower's second
-    buffer); ``leaves`` lists the leaf node ids in the same order.
+    buffer); ``leaves`` lists the leaf node ids in the same order. ``device_tree`` numbers a tree
+    grown on the device (:mod:`engine.train.gbdt_device`; 0 for the host grower), whose last level
+    is not partitioned: its rows are updated from the node table on the device instead.
     """
 
     feature: np.ndarray
@@ -70,6 +72,7 @@ class Tree:
     leaf_start: np.ndarray
     leaf_count: np.ndarray
     leaf_parity: np.ndarray
+    device_tree: int = 0
 
     @property
     def n_nodes(self) -> int:
@@ -131,9 +134,13 @@ class TreeGrower:
     params : GrowParams
     impl : str
         Kernel twins (:func:`kernel_ops`).
+    levels : bool, optional
+        Grow depth-wise trees with the device-resident level kernels
+        (:class:`engine.train.gbdt_device.DeviceGrowth`). Default: on CUDA twins, when
+        :func:`~engine.train.gbdt_device.device_growth_applies`.
     """
 
-    def __init__(self, bins: Any, n_bins: Any, params: GrowParams, impl: str = "auto") -> None:
+    def __init__(self, bins: Any, n_bins: Any, params: GrowParams, impl: str = "auto", levels: bool | None = None) -> None:
         from engine.backend import get_namespace, to_numpy
 
         self.bins = bins
@@ -148,6 +155,16 @@ class TreeGrower:
         self.free = list(range(8))[::-1]
         self.second = self.xp.empty(bins.shape[0], dtype=np.int32)
         self.first: Any = None
+        self.device: Any = None
+        if levels is None:
+            from engine.train.gbdt_device import device_growth_applies
+
+            on_cuda = impl == "cuda" or (impl == "auto" and self.xp is not np)
+            levels = on_cuda and device_growth_applies(params, self.n_features)
+        if levels:
+            from engine.train.gbdt_device import DeviceGrowth
+
+            self.device = DeviceGrowth(bins, self.bins_t, self.n_bins, params, self.second)
 
     # ----------------------------------------------------------------------------------- slots
     def _alloc(self) -> int:
@@ -201,6 +218,8 @@ class TreeGrower:
         feats = np.asarray(features, dtype=np.int64)
         m = int(rows.shape[0])
         self.first = rows
+        if self.device is not None:
+            return self.device.grow(gh, rows, feats)
         buf = (self.first, self.second)
         nodes: list[_Node] = []
         root = _Node(0, 0, m, 0, np.zeros(3))
@@ -332,7 +351,10 @@ class TreeGrower:
         )
 
     def add_leaf_values(self, tree: Tree, raw: Any) -> Any:
-        """``raw[r] += value`` of the leaf each row ``r`` of the last grown tree fell in."""
+        """``raw[r] += value`` of the leaf each row ``r`` of the last grown tree fell in (for a tree
+        grown on the device: every row of the bin matrix, by its bins)."""
+        if tree.device_tree:
+            return self.device.add_tree(tree, raw)
         vals = tree.value[tree.leaves]
         for parity, rows in enumerate((self.first, self.second)):
             sel = tree.leaf_parity == parity

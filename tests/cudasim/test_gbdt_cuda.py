@@ -1,6 +1,6 @@
 """The CUDA twins of the gradient-boosted-tree kernels under the Numba CUDA simulator (tiny grids, in a
 subprocess), against their CPU twins and NumPy references; then a whole tree grown with the CUDA twins
-against the same tree grown with the CPU twins."""
+(host-driven, and device-resident a level per launch) against the same tree grown with the CPU twins."""
 from __future__ import annotations
 
 KERNELS = """
@@ -98,7 +98,7 @@ gh = gradients_reference("log_loss", np.zeros(n), y)
 for params in (GrowParams(max_depth=2, min_samples_leaf=8), GrowParams(max_depth=None, max_leaves=4, min_samples_leaf=8)):
     out = []
     for impl in ("cpu", "cuda"):
-        grower = TreeGrower(bins, nb, params, impl=impl)
+        grower = TreeGrower(bins, nb, params, impl=impl, levels=False)
         tree = grower.grow(gh, np.arange(n, dtype=np.int32), np.arange(3))
         out.append((tree, grower.add_leaf_values(tree, np.zeros(n))))
     (a, ra), (b, rb) = out
@@ -110,6 +110,87 @@ for params in (GrowParams(max_depth=2, min_samples_leaf=8), GrowParams(max_depth
 print("ok")
 """
 
+LEVELS = """
+import numpy as np
+from engine.train.gbdt_grow import GrowParams, TreeGrower
+from kernels.gbdt_binning import apply_bins_reference, bin_edges
+from kernels.gbdt_loss import gradients_reference
+
+rng = np.random.default_rng(8)
+n = 300
+x = rng.normal(size=(n, 4)).astype(np.float32)
+x[rng.random((n, 4)) < 0.1] = np.nan
+x[:, 3] = np.where(rng.random(n) < 0.5, np.nan, 1.0)  # one value and missing: a split on missingness only
+y = ((np.nan_to_num(x[:, 0]) + x[:, 1] > 0) | np.isnan(x[:, 0])).astype(np.float32)
+edges, nb = bin_edges(x, 12)
+bins = apply_bins_reference(x, edges, nb)
+raw0 = rng.normal(size=n) * 0.3
+gh = gradients_reference("log_loss", raw0, y)
+cases = (
+    (GrowParams(max_depth=3, min_samples_leaf=8), np.arange(n), np.arange(4)),
+    # rows subsampled, a column subset, L2, a minimum child weight that stops some nodes
+    (GrowParams(max_depth=4, min_samples_leaf=5, l2_regularization=1.0, min_child_weight=2.0),
+     np.sort(rng.choice(n, 200, replace=False)), np.array([0, 2, 3])),
+    (GrowParams(max_depth=1, min_samples_leaf=5), np.arange(n), np.arange(4)),
+    # a gain threshold no split reaches: the root stays a leaf
+    (GrowParams(max_depth=3, min_split_gain=1e9), np.arange(n), np.arange(4)),
+)
+for params, rows, feats in cases:
+    rows = rows.astype(np.int32)
+    out = []
+    for impl, levels in (("cpu", False), ("cuda", True)):
+        grower = TreeGrower(bins, nb, params, impl=impl, levels=levels)
+        assert (grower.device is not None) == levels
+        tree = grower.grow(gh, rows.copy(), feats)
+        assert bool(tree.device_tree) == levels
+        out.append((tree, grower.add_leaf_values(tree, raw0.copy())))
+    (a, ra), (b, rb) = out
+    for name in ("feature", "split_bin", "missing_left", "left", "right", "count", "leaves"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in ("value", "gain", "hessian"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-5, atol=1e-7, err_msg=name)
+    grown = np.zeros(n, bool)
+    grown[rows] = True  # the device tree updates every row; the host tree the rows it grew on
+    np.testing.assert_allclose(rb[grown], ra[grown], rtol=1e-5, atol=1e-7)  # float32 block sums
+    assert a.n_leaves == (1 if params.min_split_gain > 1 else a.n_leaves)
+print("ok")
+"""
+
+FIT = """
+import cupy
+import numpy as np
+from engine import backend
+from engine.train.gbdt import TridentGBDTClassifier
+
+rng = np.random.default_rng(1)
+n = 240
+X = rng.normal(size=(n, 4)).astype(np.float32)
+X[rng.random((n, 4)) < 0.05] = np.nan
+y = (np.nan_to_num(X[:, 0]) - X[:, 2] + rng.normal(size=n) * 0.5 > 0).astype(int)
+kw = dict(n_estimators=3, max_depth=2, learning_rate=0.3, min_samples_leaf=10, max_bins=16, random_state=0)
+cpu = TridentGBDTClassifier(**kw).fit(X, y)
+to_numpy = backend.to_numpy
+
+
+def device_fit(trees):
+    # the fit on device input, and how many device-to-host copies it made
+    waits = []
+    backend.to_numpy = lambda a: (waits.append(type(a).__module__.startswith("cupy")), to_numpy(a))[1]
+    try:
+        est = TridentGBDTClassifier(**{**kw, "n_estimators": trees}).fit(cupy.asarray(X), cupy.asarray(y))
+    finally:
+        backend.to_numpy = to_numpy
+    return est, sum(waits)
+
+
+gpu, waits3 = device_fit(3)
+_, waits1 = device_fit(1)
+for k in ("feature", "split_bin", "missing_left", "left", "right"):
+    np.testing.assert_array_equal(cpu.trees_[k], gpu.trees_[k], err_msg=k)
+np.testing.assert_allclose(gpu.trees_["value"], cpu.trees_["value"], rtol=1e-5, atol=1e-7)
+np.testing.assert_allclose(np.asarray(gpu.predict_proba(X)), cpu.predict_proba(X), rtol=1e-5)
+print("waits per tree", (waits3 - waits1) / 2)
+"""
 
 def test_gbdt_cuda_twins_equal_cpu_twins_and_references(cudasim):
     proc = cudasim(KERNELS)
@@ -119,3 +200,18 @@ def test_gbdt_cuda_twins_equal_cpu_twins_and_references(cudasim):
 def test_a_tree_grown_with_cuda_twins_equals_the_cpu_tree(cudasim):
     proc = cudasim(GROWER)
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_a_tree_grown_a_level_per_launch_equals_the_cpu_tree(cudasim):
+    proc = cudasim(LEVELS)
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_a_device_grown_fit_equals_the_cpu_fit_and_waits_once_a_tree(cudasim):
+    """trident_gbdt on (stand-in) CuPy input grows its trees a level per launch: the same trees and
+    probabilities as on NumPy input, and one device-to-host copy per tree (the finished node table)."""
+    from pathlib import Path
+
+    standin = Path(__file__).resolve().parents[1] / "cupy_standin"
+    proc = cudasim(f"import sys; sys.path.insert(0, {str(standin)!r})\n" + FIT)
+    assert float(proc.stdout.split("waits per tree")[-1]) == 1.0, proc.stdout

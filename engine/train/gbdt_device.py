@@ -1,0 +1,219 @@
+"""Depth-wise trees grown on the device, a level per launch (:mod:`kernels.gbdt_level`).
+
+:class:`DeviceGrowth` issues a tree's launches without waiting for any of them: their sizes follow
+from the row count and the depth alone, and the level plans are kernels. It waits once per tree, for
+the copy of the finished node table, which it turns into the host grower's :class:`Tree` (nodes in
+the same creation order, so both growers give the same trees from the same histograms).
+
+:class:`engine.train.gbdt_grow.TreeGrower` uses it on CuPy data for depth-wise trees up to
+:data:`MAX_DEPTH` deep whose level histograms fit in :data:`POOL_BYTES`; set
+``TRIDENT_GBDT_LEVELS=0`` to grow every tree with the host-driven grower instead.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from kernels import gbdt_level as lv
+from kernels._cuda import launch
+
+__all__ = ["LEVELS_ENV", "MAX_DEPTH", "POOL_BYTES", "DeviceGrowth", "device_growth_applies"]
+
+#: Deepest tree grown on the device (a level plan handles up to ``kernels.gbdt_level.MAX_LEVEL`` nodes).
+MAX_DEPTH = 10
+#: Largest memory the two level-histogram pools may take.
+POOL_BYTES = 1 << 30
+#: Set to ``0`` to turn device-resident growth off.
+LEVELS_ENV = "TRIDENT_GBDT_LEVELS"
+
+
+def pool_bytes(max_depth: int, n_features: int) -> int:
+    """Bytes of the two level-histogram pools (``2^(D-1)`` slots each, 256 bins x 3 float64)."""
+    return 2 * max(1, 2 ** (max_depth - 1)) * n_features * 256 * 3 * 8
+
+
+def device_growth_applies(params: Any, n_features: int) -> bool:
+    """Whether trees of these :class:`GrowParams` grow on the device: depth-wise, ``1 <= max_depth
+    <= MAX_DEPTH``, pools within :data:`POOL_BYTES`, and not turned off by :data:`LEVELS_ENV`."""
+    if os.environ.get(LEVELS_ENV, "1") == "0" or params.max_leaves is not None or params.max_depth is None:
+        return False
+    return 1 <= int(params.max_depth) <= MAX_DEPTH and pool_bytes(int(params.max_depth), n_features) <= POOL_BYTES
+
+
+def hist_chunk(rows: int, multiprocessors: int, lo: int, hi: int) -> int:
+    """Positions per block of a histogram build over about ``rows`` rows: the power of two giving about
+    two blocks per multiprocessor (and feature group), within ``[lo, hi]``.
+
+    >>> hist_chunk(1_000_000, 132, 1024, 8192), hist_chunk(500_000, 132, 1024, 8192), hist_chunk(100, 132, 1024, 8192)
+    (4096, 2048, 1024)
+    """
+    want = -(-max(int(rows), 1) // (2 * int(multiprocessors)))
+    return int(min(hi, max(lo, 1 << max(0, (want - 1).bit_length()))))
+
+
+class DeviceGrowth:
+    """Grows depth-wise trees on one bin matrix with the level kernels; keeps its buffers between trees.
+
+    Parameters
+    ----------
+    bins, bins_t : (rows, features) and (features, rows) uint8 device arrays
+    n_bins : (features,) int
+    params : GrowParams
+    second : (rows,) int32 device array
+        The second row-index buffer (odd levels).
+    """
+
+    def __init__(self, bins: Any, bins_t: Any, n_bins: np.ndarray, params: Any, second: Any) -> None:
+        from engine.backend import get_namespace
+        from kernels._cuda import multiprocessors, simulator
+        from kernels.gbdt_hist import CUDA_FEATURE_GROUP, new_pool
+
+        xp = self.xp = get_namespace(bins)
+        self.bins, self.bins_t, self.second, self.params = bins, bins_t, second, params
+        n, n_features = (int(v) for v in bins.shape)
+        self.depth = depth = int(params.max_depth)
+        sim = simulator()
+        self.threads = 32 if sim else 256
+        self.split_threads = 4 if sim else 128  # the simulator pays per thread
+        self.items = 2 if sim else 16
+        self.pchunk = self.threads * self.items
+        self.hchunk_min = self.threads * (2 if sim else 4)
+        self.hchunk_max = self.threads * (2 if sim else 32)
+        self.sms = multiprocessors()
+        self.k = lv.level_kernels(CUDA_FEATURE_GROUP, self.threads, self.items)
+        self.fg = CUDA_FEATURE_GROUP
+        nodes = 2 ** (depth + 1) - 1
+        half = max(1, 2 ** (depth - 1))
+        self.ni = xp.zeros((nodes, lv.N_INT), dtype=np.int64)
+        self.nf = xp.zeros((nodes, lv.N_FLOAT), dtype=np.float64)
+        self.pools = (new_pool(half, n_features, xp), new_pool(half, n_features, xp))
+        max_pb = n // self.pchunk + 1 + half
+        max_bb = max(-(-n // self.hchunk_min), (n // 2) // self.hchunk_min + 1 + half)
+        self.pt = xp.zeros((3, max_pb), dtype=np.int64)
+        self.left_off = xp.zeros(max_pb, dtype=np.int64)
+        self.right_off = xp.zeros(max_pb, dtype=np.int64)
+        self.n_left = xp.zeros(max_pb, dtype=np.int64)
+        self.bt = xp.zeros((3, max_bb), dtype=np.int64)
+        self.cnt = xp.zeros(4, dtype=np.int64)
+        self.t_gain = xp.zeros((half, n_features), dtype=np.float64)
+        self.t_bin = xp.zeros((half, n_features), dtype=np.int64)
+        self.t_ml = xp.zeros((half, n_features), dtype=np.uint8)
+        self.t_left = xp.zeros((half, n_features, 3), dtype=np.float64)
+        self.n_bins = xp.asarray(np.asarray(n_bins, dtype=np.int64))
+        self._feats: dict[tuple[int, ...], Any] = {}
+        self.trees_grown = 0
+
+    def hchunk(self, rows: int) -> int:
+        return hist_chunk(rows, self.sms, self.hchunk_min, self.hchunk_max)
+
+    def _features(self, feats: np.ndarray) -> Any:
+        key = tuple(int(f) for f in feats)
+        d = self._feats.get(key)
+        if d is None:
+            if len(self._feats) > 64:
+                self._feats.clear()
+            d = self._feats[key] = self.xp.asarray(np.asarray(key, dtype=np.int64))
+        return d
+
+    def _fill_grid(self, items: int) -> int:
+        from kernels.gbdt_launch import launch_blocks
+
+        return launch_blocks(items, self.threads, 1024)
+
+    def grow(self, gh: Any, rows: Any, feats: np.ndarray) -> Any:
+        """Grow one tree on ``rows`` (int32, rewritten) with gradient / hessian pairs ``gh``; returns the
+        host grower's :class:`~engine.train.gbdt_grow.Tree`."""
+        from engine.backend import to_numpy
+
+        k, p, t = self.k, self.params, self.threads
+        ni, nf, cnt = self.ni, self.nf, self.cnt
+        pt0, pt1, pt2 = self.pt
+        bt0, bt1, bt2 = self.bt
+        m = int(rows.shape[0])
+        d_feats = self._features(feats)
+        nfa = len(feats)
+        groups = -(-nfa // self.fg)
+        lr, l2, mcw, msl, mg = float(p.learning_rate), float(p.l2_regularization), float(p.min_child_weight), float(p.min_samples_leaf), float(p.min_split_gain)
+        depth = self.depth
+        bufs = (rows, self.second)
+
+        ni.fill(0)
+        h0 = self.hchunk(m)
+        launch(k.root_plan, 1, t, ni, m, h0, bt0, bt1, bt2, cnt)
+        launch(k.zero_level, self._fill_grid(nfa * 768), t, ni, 0, 1, d_feats, self.pools[0])
+        launch(k.build_level, (-(-m // h0), groups), t, self.bins, gh, rows, bt0, bt1, bt2, cnt, 0, d_feats, self.pools[0])
+        launch(k.root_sums, 1, t, self.pools[0], ni, nf, int(feats[0]), depth, lr, l2, mcw, msl)
+        h = self.hchunk(m // 2)
+        for d in range(depth):
+            first, slots = 2**d - 1, 2**d
+            pool = self.pools[d % 2]
+            launch(k.split_level, slots * nfa, self.split_threads, pool, ni, nf, first, d_feats, self.n_bins,
+                   l2, mcw, msl, mg, self.t_gain, self.t_bin, self.t_ml, self.t_left)
+            launch(k.plan_level, 1, t, ni, nf, first, slots, d, depth, d_feats, self.t_gain, self.t_bin, self.t_ml,
+                   self.t_left, lr, l2, mcw, msl, self.pchunk, h, pt0, pt1, pt2, self.left_off, self.right_off,
+                   bt0, bt1, bt2, cnt)
+            if d == depth - 1:
+                break  # the last level's children are leaves: no partition, no histograms
+            src, dst = bufs[d % 2], bufs[(d + 1) % 2]
+            gp = m // self.pchunk + 1 + slots
+            launch(k.count_level, gp, t, self.bins_t, src, pt0, pt1, pt2, cnt, ni, self.n_left)
+            launch(k.offsets_level, 1, t, pt0, pt1, pt2, cnt, self.n_left, self.left_off, self.right_off)
+            launch(k.scatter_level, gp, t, self.bins_t, src, dst, pt0, pt1, pt2, cnt, ni, self.left_off, self.right_off)
+            nfirst, nslots, npool = 2 * first + 1, 2 * slots, self.pools[(d + 1) % 2]
+            launch(k.zero_level, self._fill_grid(nslots * nfa * 768), t, ni, nfirst, nslots, d_feats, npool)
+            gb = (m // 2) // h + 1 + slots
+            launch(k.build_level, (gb, groups), t, self.bins, gh, dst, bt0, bt1, bt2, cnt, nfirst, d_feats, npool)
+            launch(k.subtract_level, self._fill_grid(nslots * nfa * 768), t, ni, nfirst, nslots, d_feats, pool, npool)
+        packed = self.xp.concatenate((ni, nf.view(np.int64)), axis=1)
+        host = np.asarray(to_numpy(packed))
+        self.trees_grown += 1
+        return tree_from_table(host[:, : lv.N_INT], np.ascontiguousarray(host[:, lv.N_INT :]).view(np.float64), self.trees_grown)
+
+    def add_tree(self, tree: Any, raw: Any) -> Any:
+        """``raw[r] += value`` of the leaf each row ``r`` of the bin matrix falls in, for the last tree
+        grown (its node table is still on the device)."""
+        if tree.device_tree != self.trees_grown:
+            raise RuntimeError("add_leaf_values: the tree is not the last one grown on the device")
+        from kernels._cuda import grid_threads
+
+        nb, nt = grid_threads()
+        if raw.shape[0]:
+            launch(self.k.add_tree, nb, nt, self.bins, self.ni, self.nf, raw)
+        return raw
+
+
+def tree_from_table(ni: np.ndarray, nf: np.ndarray, tree_id: int = 0) -> Any:
+    """The host grower's :class:`Tree` from a heap node table: nodes numbered in the host grower's
+    creation order (breadth-first, left child first)."""
+    from engine.train.gbdt_grow import Tree
+
+    order = [0]
+    i = 0
+    while i < len(order):
+        h = order[i]
+        i += 1
+        if ni[h, lv.STATE] == lv.SPLIT:
+            order += [2 * h + 1, 2 * h + 2]
+    heap = np.asarray(order, dtype=np.int64)
+    pos = np.full(ni.shape[0], -1, np.int64)
+    pos[heap] = np.arange(heap.size)
+    split = ni[heap, lv.STATE] == lv.SPLIT
+    k = heap.size
+    feature = np.where(split, ni[heap, lv.FEAT], -1).astype(np.int32)
+    split_bin = np.where(split, ni[heap, lv.BIN], 0).astype(np.int32)
+    missing_left = np.where(split, ni[heap, lv.ML], 0).astype(np.uint8)
+    left = np.full(k, -1, np.int32)
+    right = np.full(k, -1, np.int32)
+    left[split] = pos[2 * heap[split] + 1]
+    right[split] = pos[2 * heap[split] + 2]
+    value = np.where(split, 0.0, nf[heap, lv.VALUE])
+    gain = np.where(split, nf[heap, lv.GAIN], 0.0)
+    leaves = np.flatnonzero(~split).astype(np.int64)
+    depth = np.floor(np.log2(heap + 1)).astype(np.int64)
+    return Tree(
+        feature, split_bin, missing_left, left, right, value, gain, ni[heap, lv.COUNT].astype(np.int64),
+        nf[heap, lv.H].astype(np.float64), leaves, ni[heap[leaves], lv.START].astype(np.int64),
+        ni[heap[leaves], lv.COUNT].astype(np.int64), depth[leaves] % 2, device_tree=tree_id,
+    )
