@@ -198,12 +198,20 @@ FIT_KERNELS = (
     ("partition", "kernels.gbdt_partition", "partition_rows"), ("leaf values", "kernels.gbdt_predict", "add_leaf_values"),
     ("leaf values", "kernels.gbdt_predict", "predict_binned"),
 )
+#: The level kernels of device-resident growth (:mod:`kernels.gbdt_level`, launched by
+#: :mod:`engine.train.gbdt_device`), by family: :func:`device_times` times each launch.
+LEVEL_FAMILIES = {
+    "root_plan": "level plans", "plan_level": "level plans", "root_sums": "histograms", "zero_level": "histograms",
+    "build_level": "histograms", "subtract_level": "histograms", "split_level": "split search",
+    "count_level": "partition", "offsets_level": "partition", "scatter_level": "partition", "add_tree": "leaf values",
+}
 
 
 def device_times(factory: Any, X: Any, y: Any) -> dict[str, Any]:
     """GPU-timeline milliseconds of one fit's calls, by kernel family (CUDA events recorded around each
-    call of :data:`FIT_KERNELS`; a span also holds any wait for the host to launch), beside the fit's
-    wall time: what the device is busy with, and how much of the fit it is idle."""
+    call of :data:`FIT_KERNELS` and each launch of a level kernel, :data:`LEVEL_FAMILIES`; a span also
+    holds any wait for the host to launch), beside the fit's wall time: what the device is busy with,
+    and how much of the fit it is idle."""
     import importlib
 
     import cupy
@@ -227,6 +235,15 @@ def device_times(factory: Any, X: Any, y: Any) -> dict[str, Any]:
         mod = importlib.import_module(module)
         patched.append((mod, name, getattr(mod, name)))
         setattr(mod, name, timed(family, getattr(mod, name)))
+    dev = importlib.import_module("engine.train.gbdt_device")
+    level_launch = dev.launch
+
+    def launch(kernel: Any, *args: Any) -> None:
+        name = getattr(getattr(kernel, "py_func", kernel), "__name__", "")
+        timed(LEVEL_FAMILIES.get(name, "level plans"), level_launch)(kernel, *args)
+
+    patched.append((dev, "launch", level_launch))
+    dev.launch = launch
     try:
         t0 = time.perf_counter()
         factory().fit(X, y)

@@ -295,6 +295,29 @@ def launch(kernel: Any, griddim: Any, blockdim: Any, *args: Any) -> None:
             kernel[griddim, blockdim](*args)
 
 
+def bind(kernel: Any, griddim: Any, blockdim: Any, *args: Any) -> Any:
+    """A zero-argument call that launches ``kernel`` again with exactly these arguments (pointers,
+    shapes, strides and scalars packed once), for launch sequences that repeat; or None where
+    :func:`launch`'s direct path does not apply (the overload not compiled yet, or not CuPy arrays and
+    plain scalars). The caller keeps the arrays alive while the call may run."""
+    if not fast_launch_works():
+        return None
+    key = (kernel, tuple(_arg_key(a) for a in args))
+    prepared = _PREPARED.get(key)
+    if not prepared:
+        return None
+    packers, cukernel, core_launch, stream = prepared
+    params: list[Any] = []
+    for pack, a in zip(packers, args):
+        pack(a, params)
+    config = _config(griddim, blockdim)
+
+    def call() -> None:
+        core_launch(stream, config, cukernel, *params)
+
+    return call
+
+
 def upload(xp: Any, *arrays: Any) -> tuple[Any, ...]:
     """Host arrays as arrays of ``xp`` (CuPy) in one host-to-device copy: each small copy from
     pageable memory costs a driver call and waits for the stream; NumPy (``xp is np``) returns them

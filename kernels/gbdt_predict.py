@@ -227,6 +227,9 @@ def _add_leaf_values_cpu(raw, rows, starts, counts, values):  # pragma: no cover
             raw[rows[i]] += v
 
 
+_FOREST_DTYPES = (np.int64, np.int32, np.float32, np.int32, np.uint8, np.int32, np.int32, np.float64)
+
+
 def _forest_host(forest: Forest) -> Forest:
     return Forest(
         _host(forest.offsets, np.int64), _host(forest.feature, np.int32), _host(forest.threshold, np.float32),
@@ -330,7 +333,11 @@ def _cuda_kernels():
 
 
 def _forest_device(forest: Forest, xp: Any) -> Forest:
-    return _forest_host(forest).to(xp)
+    """The forest in ``xp`` with the kernels' dtypes: as it is when it is there already, else one upload."""
+    host = _forest_host(forest) if any(type(a).__module__.startswith("numpy") for a in forest) else None
+    if host is None and all(a.dtype == h for a, h in zip(forest, _FOREST_DTYPES)):
+        return forest
+    return Forest(*upload(xp, *(host if host is not None else _forest_host(forest))))
 
 
 def predict_raw_cuda(x, forest: Forest, out, blocks: int | None = None, threads: int | None = None) -> Any:

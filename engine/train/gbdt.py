@@ -253,6 +253,11 @@ class _TridentGBDT(BaseEstimator):
         trees: list[Any] = []
         scores: list[float] = []
         best_loss, best_iter, since_best = np.inf, -1, 0
+        # Trees grown on the device update every row from their node table there; without a validation
+        # set nothing needs them on the host before the end, so the fit never waits for the device.
+        on_device = grower.device is not None
+        defer = on_device and bins_val is None
+        every_row = xp.arange(n, dtype=np.int32) if on_device else None  # copied, not rewritten, there
         for it in range(self.n_estimators):
             gradients(self._loss, raw, yv, gh)
             if self.subsample < 1.0:
@@ -261,17 +266,23 @@ class _TridentGBDT(BaseEstimator):
                     rows = np.sort(rng.choice(n, 2, replace=False)).astype(np.int32)
                 rows = xp.asarray(rows)
             else:
-                rows = xp.arange(n, dtype=np.int32)
+                rows = every_row if on_device else xp.arange(n, dtype=np.int32)
             feats = all_features if n_cols == n_features else np.sort(rng.choice(n_features, n_cols, replace=False))
-            tree = grower.grow(gh, rows, feats)
+            tree = grower.grow(gh, rows, feats, defer=defer)
+            if defer:
+                grower.add_leaf_values(tree, raw)  # every row: the sampled-out ones too
+                continue
             tree_arrays = self._tree_arrays(tree, edges, n_bins)
-            if self.subsample < 1.0:
-                predict_binned(bins, _single_forest(tree_arrays, xp), raw)
+            if self.subsample < 1.0 and not on_device:
+                predict_binned(bins, _single_forest(tree_arrays, np), raw)
             else:
                 grower.add_leaf_values(tree, raw)
             trees.append(tree_arrays)
             if bins_val is not None:
-                predict_binned(bins_val, _single_forest(tree_arrays, xp), raw_val)
+                if on_device:  # from the node table still on the device
+                    grower.device.add_tree(tree, raw_val, bins_val)
+                else:
+                    predict_binned(bins_val, _single_forest(tree_arrays, np), raw_val)  # one upload
                 loss = self._val_loss(raw_val, y_val)
                 scores.append(loss)
                 if loss < best_loss - self.tol:
@@ -280,6 +291,8 @@ class _TridentGBDT(BaseEstimator):
                     since_best += 1
                     if since_best >= self.n_iter_no_change:
                         break
+        if defer:
+            trees = [self._tree_arrays(t, edges, n_bins) for t in grower.collect()]
         if bins_val is not None:
             trees = trees[: best_iter + 1] if best_iter >= 0 else trees[:1]
             self.best_iteration_ = max(best_iter, 0)

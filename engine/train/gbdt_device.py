@@ -12,6 +12,7 @@ the same creation order, so both growers give the same trees from the same histo
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from kernels import gbdt_level as lv
 from kernels._cuda import launch
 
-__all__ = ["LEVELS_ENV", "MAX_DEPTH", "POOL_BYTES", "DeviceGrowth", "device_growth_applies"]
+__all__ = ["LEVELS_ENV", "MAX_DEPTH", "POOL_BYTES", "DeviceGrowth", "PendingTree", "device_growth_applies", "tree_from_table"]
 
 #: Deepest tree grown on the device (a level plan handles up to ``kernels.gbdt_level.MAX_LEVEL`` nodes).
 MAX_DEPTH = 10
@@ -51,6 +52,17 @@ def hist_chunk(rows: int, multiprocessors: int, lo: int, hi: int) -> int:
     """
     want = -(-max(int(rows), 1) // (2 * int(multiprocessors)))
     return int(min(hi, max(lo, 1 << max(0, (want - 1).bit_length()))))
+
+
+#: Device memory the node tables of deferred trees may take before they are copied back.
+PENDING_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class PendingTree:
+    """A tree grown with ``defer``: its node table is still on the device (see :meth:`DeviceGrowth.collect`)."""
+
+    device_tree: int
 
 
 class DeviceGrowth:
@@ -102,8 +114,12 @@ class DeviceGrowth:
         self.t_ml = xp.zeros((half, n_features), dtype=np.uint8)
         self.t_left = xp.zeros((half, n_features, 3), dtype=np.float64)
         self.n_bins = xp.asarray(np.asarray(n_bins, dtype=np.int64))
+        self.first_buf = xp.empty(n, dtype=np.int32)  # the even levels' row buffer (the rows are copied in)
         self._feats: dict[tuple[int, ...], Any] = {}
+        self._programs: dict[tuple[Any, ...], tuple[list[Any], list[tuple[Any, ...]]]] = {}
         self.trees_grown = 0
+        self._pending: list[tuple[int, Any]] = []  # (tree id, node table on the device) of deferred trees
+        self._done: list[Any] = []  # deferred trees already copied back
 
     def hchunk(self, rows: int) -> int:
         return hist_chunk(rows, self.sms, self.hchunk_min, self.hchunk_max)
@@ -114,6 +130,7 @@ class DeviceGrowth:
         if d is None:
             if len(self._feats) > 64:
                 self._feats.clear()
+                self._programs.clear()  # they hold the old feature arrays
             d = self._feats[key] = self.xp.asarray(np.asarray(key, dtype=np.int64))
         return d
 
@@ -122,11 +139,63 @@ class DeviceGrowth:
 
         return launch_blocks(items, self.threads, 1024)
 
-    def grow(self, gh: Any, rows: Any, feats: np.ndarray) -> Any:
-        """Grow one tree on ``rows`` (int32, rewritten) with gradient / hessian pairs ``gh``; returns the
-        host grower's :class:`~engine.train.gbdt_grow.Tree`."""
+    def grow(self, gh: Any, rows: Any, feats: np.ndarray, defer: bool = False) -> Any:
+        """Grow one tree on ``rows`` (int32) with gradient / hessian pairs ``gh``; returns the host
+        grower's :class:`~engine.train.gbdt_grow.Tree`, or with ``defer`` a :class:`PendingTree`
+        (nothing waits for the device; :meth:`collect` returns the trees later, in one copy).
+
+        The launches of a tree depend only on the row count, the features and the buffers, so the
+        first tree of each such shape records them and later ones replay them, packed once
+        (:func:`kernels._cuda.bind`): a replayed launch costs one driver call.
+        """
+        from kernels._cuda import bind
+
+        m = int(rows.shape[0])
+        first = self.first_buf[:m]
+        first[...] = rows
+        self.ni.fill(0)
+        key = (m, tuple(int(f) for f in feats), _address(gh))
+        program = self._programs.get(key)
+        if program is not None:
+            for call in program[0]:
+                call()
+        else:
+            recorded: list[tuple[Any, ...]] = []
+            self._launches(gh, first, feats, recorded)
+            calls = [bind(*r) for r in recorded]
+            if all(c is not None for c in calls):
+                if len(self._programs) >= 16:
+                    self._programs.clear()
+                self._programs[key] = (calls, recorded)  # the records keep the arrays alive
+        packed = self.xp.concatenate((self.ni, self.nf.view(np.int64)), axis=1)  # a copy, on the device
+        self.trees_grown += 1
+        if defer:
+            self._pending.append((self.trees_grown, packed))
+            if len(self._pending) * packed.nbytes > PENDING_BYTES:
+                self._done += self._tables(self._pending)
+                self._pending = []
+            return PendingTree(self.trees_grown)
+        return self._tables([(self.trees_grown, packed)])[0]
+
+    def collect(self) -> list[Any]:
+        """The trees grown with ``defer`` since the last call, in order (one device-to-host copy)."""
+        out = self._done + self._tables(self._pending)
+        self._done, self._pending = [], []
+        return out
+
+    def _tables(self, items: list[tuple[int, Any]]) -> list[Any]:
+        """Trees from (tree id, packed node table on the device) pairs, in one device-to-host copy."""
         from engine.backend import to_numpy
 
+        if not items:
+            return []
+        host = np.asarray(to_numpy(self.xp.stack([packed for _, packed in items])))
+        return [tree_from_table(t[:, : lv.N_INT], np.ascontiguousarray(t[:, lv.N_INT :]).view(np.float64), tid)
+                for (tid, _), t in zip(items, host)]
+
+    def _launches(self, gh: Any, rows: Any, feats: np.ndarray, recorded: list[tuple[Any, ...]]) -> None:
+        """Launch one tree's kernels (root, then a level at a time), appending each launch's arguments
+        to ``recorded``."""
         k, p, t = self.k, self.params, self.threads
         ni, nf, cnt = self.ni, self.nf, self.cnt
         pt0, pt1, pt2 = self.pt
@@ -135,53 +204,60 @@ class DeviceGrowth:
         d_feats = self._features(feats)
         nfa = len(feats)
         groups = -(-nfa // self.fg)
-        lr, l2, mcw, msl, mg = float(p.learning_rate), float(p.l2_regularization), float(p.min_child_weight), float(p.min_samples_leaf), float(p.min_split_gain)
+        lr, l2, mcw = float(p.learning_rate), float(p.l2_regularization), float(p.min_child_weight)
+        msl, mg = float(p.min_samples_leaf), float(p.min_split_gain)
         depth = self.depth
         bufs = (rows, self.second)
 
-        ni.fill(0)
+        def go(*args: Any) -> None:
+            recorded.append(args)
+            launch(*args)
+
         h0 = self.hchunk(m)
-        launch(k.root_plan, 1, t, ni, m, h0, bt0, bt1, bt2, cnt)
-        launch(k.zero_level, self._fill_grid(nfa * 768), t, ni, 0, 1, d_feats, self.pools[0])
-        launch(k.build_level, (-(-m // h0), groups), t, self.bins, gh, rows, bt0, bt1, bt2, cnt, 0, d_feats, self.pools[0])
-        launch(k.root_sums, 1, t, self.pools[0], ni, nf, int(feats[0]), depth, lr, l2, mcw, msl)
+        go(k.root_plan, 1, t, ni, m, h0, bt0, bt1, bt2, cnt)
+        go(k.zero_level, self._fill_grid(nfa * 768), t, ni, 0, 1, d_feats, self.pools[0])
+        go(k.build_level, (-(-m // h0), groups), t, self.bins, gh, rows, bt0, bt1, bt2, cnt, 0, d_feats, self.pools[0])
+        go(k.root_sums, 1, t, self.pools[0], ni, nf, int(feats[0]), depth, lr, l2, mcw, msl)
         h = self.hchunk(m // 2)
         for d in range(depth):
             first, slots = 2**d - 1, 2**d
             pool = self.pools[d % 2]
-            launch(k.split_level, slots * nfa, self.split_threads, pool, ni, nf, first, d_feats, self.n_bins,
-                   l2, mcw, msl, mg, self.t_gain, self.t_bin, self.t_ml, self.t_left)
-            launch(k.plan_level, 1, t, ni, nf, first, slots, d, depth, d_feats, self.t_gain, self.t_bin, self.t_ml,
-                   self.t_left, lr, l2, mcw, msl, self.pchunk, h, pt0, pt1, pt2, self.left_off, self.right_off,
-                   bt0, bt1, bt2, cnt)
+            go(k.split_level, slots * nfa, self.split_threads, pool, ni, nf, first, d_feats, self.n_bins,
+               l2, mcw, msl, mg, self.t_gain, self.t_bin, self.t_ml, self.t_left)
+            go(k.plan_level, 1, t, ni, nf, first, slots, d, depth, d_feats, self.t_gain, self.t_bin, self.t_ml,
+               self.t_left, lr, l2, mcw, msl, self.pchunk, h, pt0, pt1, pt2, self.left_off, self.right_off,
+               bt0, bt1, bt2, cnt)
             if d == depth - 1:
                 break  # the last level's children are leaves: no partition, no histograms
             src, dst = bufs[d % 2], bufs[(d + 1) % 2]
             gp = m // self.pchunk + 1 + slots
-            launch(k.count_level, gp, t, self.bins_t, src, pt0, pt1, pt2, cnt, ni, self.n_left)
-            launch(k.offsets_level, 1, t, pt0, pt1, pt2, cnt, self.n_left, self.left_off, self.right_off)
-            launch(k.scatter_level, gp, t, self.bins_t, src, dst, pt0, pt1, pt2, cnt, ni, self.left_off, self.right_off)
+            go(k.count_level, gp, t, self.bins_t, src, pt0, pt1, pt2, cnt, ni, self.n_left)
+            go(k.offsets_level, 1, t, pt0, pt1, pt2, cnt, self.n_left, self.left_off, self.right_off)
+            go(k.scatter_level, gp, t, self.bins_t, src, dst, pt0, pt1, pt2, cnt, ni, self.left_off, self.right_off)
             nfirst, nslots, npool = 2 * first + 1, 2 * slots, self.pools[(d + 1) % 2]
-            launch(k.zero_level, self._fill_grid(nslots * nfa * 768), t, ni, nfirst, nslots, d_feats, npool)
+            go(k.zero_level, self._fill_grid(nslots * nfa * 768), t, ni, nfirst, nslots, d_feats, npool)
             gb = (m // 2) // h + 1 + slots
-            launch(k.build_level, (gb, groups), t, self.bins, gh, dst, bt0, bt1, bt2, cnt, nfirst, d_feats, npool)
-            launch(k.subtract_level, self._fill_grid(nslots * nfa * 768), t, ni, nfirst, nslots, d_feats, pool, npool)
-        packed = self.xp.concatenate((ni, nf.view(np.int64)), axis=1)
-        host = np.asarray(to_numpy(packed))
-        self.trees_grown += 1
-        return tree_from_table(host[:, : lv.N_INT], np.ascontiguousarray(host[:, lv.N_INT :]).view(np.float64), self.trees_grown)
+            go(k.build_level, (gb, groups), t, self.bins, gh, dst, bt0, bt1, bt2, cnt, nfirst, d_feats, npool)
+            go(k.subtract_level, self._fill_grid(nslots * nfa * 768), t, ni, nfirst, nslots, d_feats, pool, npool)
 
-    def add_tree(self, tree: Any, raw: Any) -> Any:
-        """``raw[r] += value`` of the leaf each row ``r`` of the bin matrix falls in, for the last tree
-        grown (its node table is still on the device)."""
+    def add_tree(self, tree: Any, raw: Any, bins: Any = None) -> Any:
+        """``raw[r] += value`` of the leaf each row ``r`` of ``bins`` (default: the training bin matrix)
+        falls in, for the last tree grown (its node table is still on the device)."""
         if tree.device_tree != self.trees_grown:
             raise RuntimeError("add_leaf_values: the tree is not the last one grown on the device")
         from kernels._cuda import grid_threads
 
         nb, nt = grid_threads()
         if raw.shape[0]:
-            launch(self.k.add_tree, nb, nt, self.bins, self.ni, self.nf, raw)
+            launch(self.k.add_tree, nb, nt, self.bins if bins is None else bins, self.ni, self.nf, raw)
         return raw
+
+
+def _address(a: Any) -> int:
+    """Where an array's data lives (CuPy: its device pointer; NumPy: its buffer address)."""
+    data = getattr(a, "data", None)
+    ptr = getattr(data, "ptr", None)
+    return int(ptr) if ptr is not None else int(a.__array_interface__["data"][0])
 
 
 def tree_from_table(ni: np.ndarray, nf: np.ndarray, tree_id: int = 0) -> Any:

@@ -207,10 +207,12 @@ class TreeGrower:
             n.missing_left = int(ml[i])
             n.left_sums = np.array(left[i], dtype=np.float64)
 
-    def grow(self, gh: Any, rows: Any, features: Any) -> Tree:
-        """Grow a tree on the rows ``rows`` (int32; rewritten) with the gradient / hessian pairs
-        ``gh`` ((rows, 2) float32, indexed by row). ``features`` are the candidate features of this
-        tree (sorted ints). :meth:`add_leaf_values` then applies the tree to its rows.
+    def grow(self, gh: Any, rows: Any, features: Any, defer: bool = False) -> Tree:
+        """Grow a tree on the rows ``rows`` (int32; rewritten by the host-driven grower) with the
+        gradient / hessian pairs ``gh`` ((rows, 2) float32, indexed by row). ``features`` are the
+        candidate features of this tree (sorted ints). :meth:`add_leaf_values` then applies the tree to
+        its rows. ``defer`` (device-resident growth only) returns a pending tree without waiting for
+        the device; :meth:`collect` returns the grown trees.
         """
         from engine.backend import to_numpy
 
@@ -219,7 +221,7 @@ class TreeGrower:
         m = int(rows.shape[0])
         self.first = rows
         if self.device is not None:
-            return self.device.grow(gh, rows, feats)
+            return self.device.grow(gh, rows, feats, defer=defer)
         buf = (self.first, self.second)
         nodes: list[_Node] = []
         root = _Node(0, 0, m, 0, np.zeros(3))
@@ -316,6 +318,10 @@ class TreeGrower:
             n.slot = -1
             n.feature = -1
         return self._finish(nodes)
+
+    def collect(self) -> list[Tree]:
+        """The trees grown with ``defer`` since the last call, in order."""
+        return self.device.collect() if self.device is not None else []
 
     def _finish(self, nodes: list[_Node]) -> Tree:
         p = self.params

@@ -168,28 +168,37 @@ X = rng.normal(size=(n, 4)).astype(np.float32)
 X[rng.random((n, 4)) < 0.05] = np.nan
 y = (np.nan_to_num(X[:, 0]) - X[:, 2] + rng.normal(size=n) * 0.5 > 0).astype(int)
 kw = dict(n_estimators=3, max_depth=2, learning_rate=0.3, min_samples_leaf=10, max_bins=16, random_state=0)
-cpu = TridentGBDTClassifier(**kw).fit(X, y)
 to_numpy = backend.to_numpy
 
 
-def device_fit(trees):
+def device_fit(**params):
     # the fit on device input, and how many device-to-host copies it made
     waits = []
     backend.to_numpy = lambda a: (waits.append(type(a).__module__.startswith("cupy")), to_numpy(a))[1]
     try:
-        est = TridentGBDTClassifier(**{**kw, "n_estimators": trees}).fit(cupy.asarray(X), cupy.asarray(y))
+        est = TridentGBDTClassifier(**{**kw, **params}).fit(cupy.asarray(X), cupy.asarray(y))
     finally:
         backend.to_numpy = to_numpy
     return est, sum(waits)
 
 
-gpu, waits3 = device_fit(3)
-_, waits1 = device_fit(1)
-for k in ("feature", "split_bin", "missing_left", "left", "right"):
-    np.testing.assert_array_equal(cpu.trees_[k], gpu.trees_[k], err_msg=k)
-np.testing.assert_allclose(gpu.trees_["value"], cpu.trees_["value"], rtol=1e-5, atol=1e-7)
-np.testing.assert_allclose(np.asarray(gpu.predict_proba(X)), cpu.predict_proba(X), rtol=1e-5)
-print("waits per tree", (waits3 - waits1) / 2)
+for params in ({}, {"subsample": 0.8, "colsample": 0.75}):
+    cpu = TridentGBDTClassifier(**{**kw, **params}).fit(X, y)
+    gpu, _ = device_fit(**params)
+    for k in ("feature", "split_bin", "missing_left", "left", "right"):
+        np.testing.assert_array_equal(cpu.trees_[k], gpu.trees_[k], err_msg=k)
+    np.testing.assert_allclose(gpu.trees_["value"], cpu.trees_["value"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(gpu.predict_proba(X)), cpu.predict_proba(X), rtol=1e-5)
+waits = {trees: device_fit(n_estimators=trees)[1] for trees in (1, 3)}
+print("waits per tree", (waits[3] - waits[1]) / 2)
+es = {trees: device_fit(n_estimators=trees, early_stopping=True, n_iter_no_change=50)[1] for trees in (1, 3)}
+print("early stopping waits per tree", (es[3] - es[1]) / 2)
+
+from bench.gbdt import LEVEL_FAMILIES, device_times
+
+times = device_times(lambda: TridentGBDTClassifier(**{**kw, "n_estimators": 1}), cupy.asarray(X), cupy.asarray(y))
+assert set(LEVEL_FAMILIES.values()) <= set(times["calls"]), times["calls"]
+assert times["calls"]["level plans"] == 3, times["calls"]  # the root's and one a level (depth 2)
 """
 
 def test_gbdt_cuda_twins_equal_cpu_twins_and_references(cudasim):
@@ -207,11 +216,14 @@ def test_a_tree_grown_a_level_per_launch_equals_the_cpu_tree(cudasim):
     assert proc.stdout.strip().endswith("ok")
 
 
-def test_a_device_grown_fit_equals_the_cpu_fit_and_waits_once_a_tree(cudasim):
+def test_a_device_grown_fit_equals_the_cpu_fit_and_waits_for_the_device_only_at_the_end(cudasim):
     """trident_gbdt on (stand-in) CuPy input grows its trees a level per launch: the same trees and
-    probabilities as on NumPy input, and one device-to-host copy per tree (the finished node table)."""
+    probabilities as on NumPy input (rows and columns sampled or not); no device-to-host copy per tree
+    (the node tables come back at the end), one per tree with early stopping (it needs each tree)."""
     from pathlib import Path
 
     standin = Path(__file__).resolve().parents[1] / "cupy_standin"
     proc = cudasim(f"import sys; sys.path.insert(0, {str(standin)!r})\n" + FIT)
-    assert float(proc.stdout.split("waits per tree")[-1]) == 1.0, proc.stdout
+    lines = dict(line.rsplit(" ", 1) for line in proc.stdout.splitlines() if "waits per tree" in line)
+    assert float(lines["waits per tree"]) == 0.0, proc.stdout
+    assert float(lines["early stopping waits per tree"]) == 1.0, proc.stdout

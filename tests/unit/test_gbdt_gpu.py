@@ -50,3 +50,30 @@ def test_best_first_regressor_with_sampling_and_early_stopping_on_cupy(data):
     assert m.n_estimators_ <= 300
     pred = m.predict(cupy.asarray(Xte))
     np.testing.assert_allclose(cupy.asnumpy(pred), m.predict(Xte), atol=1e-9)
+
+
+@pytest.mark.parametrize("kw", [
+    {"max_depth": 6},
+    {"max_depth": 10, "min_samples_leaf": 5, "subsample": 0.7, "colsample": 0.6, "l2_regularization": 1.0},
+])
+def test_device_resident_growth_grows_the_host_driven_trees(data, kw, monkeypatch):
+    """The level kernels (the default on CuPy) against the host-driven grower with the CUDA twins: the
+    same first tree (histograms differ only in float atomics' rounding), and the same quality."""
+    import cupy
+
+    from engine.train.gbdt import TridentGBDTClassifier
+    from engine.train.gbdt_device import LEVELS_ENV
+
+    Xtr, ytr, Xte, yte = data
+    fits = {}
+    for levels in ("1", "0"):
+        monkeypatch.setenv(LEVELS_ENV, levels)
+        fits[levels] = TridentGBDTClassifier(n_estimators=20, random_state=0, **kw).fit(cupy.asarray(Xtr), cupy.asarray(ytr))
+    dev, host = fits["1"], fits["0"]
+    n0 = int(dev.trees_["offsets"][1])
+    assert n0 == int(host.trees_["offsets"][1]) > 1
+    for k in ("feature", "split_bin", "missing_left", "left", "right"):
+        np.testing.assert_array_equal(dev.trees_[k][:n0], host.trees_[k][:n0], err_msg=k)
+    np.testing.assert_allclose(dev.trees_["value"][:n0], host.trees_["value"][:n0], rtol=1e-4, atol=1e-7)
+    auc = [roc_auc_score(yte, m.predict_proba(Xte)[:, 1]) for m in (dev, host)]
+    assert abs(auc[0] - auc[1]) <= 0.002, auc

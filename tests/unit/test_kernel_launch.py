@@ -84,3 +84,41 @@ def test_direct_launch_passes_its_probe_and_matches_the_dispatcher_on_random_dat
         got = cupy.zeros(10_001)
         launch(axpy, 40, 256, 2.5, x, y, got, 10_001)
         np.testing.assert_array_equal(cupy.asnumpy(got), cupy.asnumpy(want))
+
+
+def test_bind_needs_the_direct_path():
+    # without a GPU (or before an overload's first launch) there is nothing to bind: callers launch
+    if not _GPU:
+        from kernels._cuda import bind
+
+        assert bind(object(), 1, 1, np.zeros(3)) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _GPU, reason=f"needs a CUDA GPU: {_WHY}")
+def test_a_bound_launch_repeats_the_launch_with_the_arrays_current_contents():
+    import cupy
+
+    from kernels._cuda import bind, cuda
+
+    global nbcuda
+    nbcuda = cuda()
+
+    @nbcuda.jit
+    def accumulate(x, out, n, scale):  # pragma: no cover - compiled
+        i = nbcuda.grid(1)
+        if i < n:
+            out[i] += scale * x[i]
+
+    rng = np.random.default_rng(4)
+    x = cupy.asarray(rng.normal(size=5_000))
+    out = cupy.zeros(5_000)
+    assert bind(accumulate, 20, 256, x, out, 5_000, 0.5) is None  # not launched (compiled) yet
+    launch(accumulate, 20, 256, x, out, 5_000, 0.5)
+    call = bind(accumulate, 20, 256, x, out, 5_000, 0.5)
+    assert call is not None
+    x[:] = cupy.asarray(rng.normal(size=5_000))  # same memory, new values: the bound call reads them
+    want = cupy.asnumpy(out) + 0.5 * cupy.asnumpy(x) * 2
+    call()
+    call()
+    np.testing.assert_allclose(cupy.asnumpy(out), want, rtol=1e-12)
