@@ -390,9 +390,14 @@ def _cuda_module() -> Any:
 
 
 @functools.cache
-def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool):
-    """CUDA kernel specialised at compile time for ``f`` columns with ``m`` interior edges each."""
-    from numba import float32, float64, int32, int64, uint32
+def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool, flat: bool = False):
+    """CUDA kernel specialised at compile time for ``f`` columns with ``m`` interior edges each.
+
+    ``flat``: the row-major loop reads the matrix through a flat view ``xf`` (unit column stride,
+    ``row_stride`` elements a row, first column ``col0``) with unsigned running offsets: one 64-bit
+    add a load instead of a signed 2-D index computation (multiply, negative-index fix-up) per value.
+    """
+    from numba import float32, float64, int32, int64, uint32, uint64
 
     global cuda
     cuda = _cuda_module()
@@ -476,7 +481,7 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool)
         add_count(sh_hist, hist, j, last, prev)
 
     @cuda.jit
-    def kernel(x, inner_flat, nbins, shift, rows_per_step, hist, p_min, p_max, p_sum, p_sumsq, p_miss):  # pragma: no cover
+    def kernel(x, xf, col0, row_stride, inner_flat, nbins, shift, rows_per_step, hist, p_min, p_max, p_sum, p_sumsq, p_miss):  # pragma: no cover
         sh_hist = cuda.shared.array(nh, uint32)
         sh_edges = cuda.shared.array(ne, edt)
         sh_min = cuda.shared.array(f, float64)
@@ -523,15 +528,30 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool)
                 s = 0.0
                 ss = 0.0
                 miss = 0
-                while i + (UNROLL - 1) * r < n:
-                    for u in range(UNROLL):  # all loads issued before the first is used
-                        buf[u] = x[i + u * r, j]
-                    for u in range(UNROLL):
-                        mn, mx, s, ss, miss = visit(buf[u], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
-                    i += UNROLL * r
-                while i < n:
-                    mn, mx, s, ss, miss = visit(x[i, j], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
-                    i += r
+                if flat:
+                    step = uint64(r) * uint64(row_stride)
+                    q = uint64(i) * uint64(row_stride) + uint64(col0 + j)
+                    while i + (UNROLL - 1) * r < n:
+                        for u in range(UNROLL):  # all loads issued before the first is used
+                            buf[u] = xf[q]
+                            q += step
+                        for u in range(UNROLL):
+                            mn, mx, s, ss, miss = visit(buf[u], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
+                        i += UNROLL * r
+                    while i < n:
+                        mn, mx, s, ss, miss = visit(xf[q], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
+                        q += step
+                        i += r
+                else:
+                    while i + (UNROLL - 1) * r < n:
+                        for u in range(UNROLL):  # all loads issued before the first is used
+                            buf[u] = x[i + u * r, j]
+                        for u in range(UNROLL):
+                            mn, mx, s, ss, miss = visit(buf[u], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
+                        i += UNROLL * r
+                    while i < n:
+                        mn, mx, s, ss, miss = visit(x[i, j], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
+                        i += r
                 if reg:
                     flush_ge(ge, rows_seen(g // f, r, n) - miss, j, last, sh_hist, hist)
                 cuda.atomic.min(sh_min, j, mn)
@@ -662,11 +682,14 @@ class CudaBinnedStats:
         self.hist = io.full((f, m + 1), 0, np.int64)
         groups, shared_hist = _column_groups(f, m, x.dtype.itemsize)
         col_major = bool(f > 1 and x.strides[0] < x.strides[1])
+        # row-major with unit column stride (C order): the kernel reads through a flat view
+        flat = bool(not col_major and d_x.flags["C_CONTIGUOUS"] and d_x.size > 0)
+        d_flat = d_x.reshape(-1) if flat else io.to_device(np.zeros(1, dtype=x.dtype))
         self.launches: list[tuple[Any, int, int, tuple[Any, ...]]] = []
         self.partials: list[tuple[Any, ...]] = []
         for a, b in groups:
             fg = b - a
-            kernel = _cuda_kernel(fg, m, str(x.dtype), col_major, shared_hist)
+            kernel = _cuda_kernel(fg, m, str(x.dtype), col_major, shared_hist, flat)
             if col_major:
                 rows_per_step, launch_blocks = 0, nblocks
             else:
@@ -679,10 +702,13 @@ class CudaBinnedStats:
                 io.full((launch_blocks, fg), 0.0, np.float64),
                 io.full((launch_blocks, fg), 0, np.int64),
             )
-            flat = inner_x[a:b].reshape(-1) if m else np.full(1, np.inf, dtype=inner_x.dtype)
+            edges_flat = inner_x[a:b].reshape(-1) if m else np.full(1, np.inf, dtype=inner_x.dtype)
             args = (
                 d_x[:, a:b] if fg != f else d_x,
-                io.to_device(flat),
+                d_flat,
+                a,
+                f,
+                io.to_device(edges_flat),
                 io.to_device(nbins[a:b]),
                 io.to_device(self.shift[a:b]),
                 rows_per_step,

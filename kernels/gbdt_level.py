@@ -75,7 +75,7 @@ class LevelKernels:
 def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
     """Compile the level kernels: histograms in groups of ``fg`` features, ``threads`` threads a block,
     ``items`` consecutive positions a thread in the partition's scatter pass."""
-    from numba import float32, float64, int64
+    from numba import float32, float64, int64, uint64
 
     from kernels._cuda import cuda as _cuda
     from kernels.gbdt_split import _scan_feature
@@ -160,9 +160,12 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
                 pool[k, feats[jf], e // 3, e % 3] = 0.0
 
     @cuda.jit
-    def build_level(bins, gh, rows, bt_node, bt_lo, bt_hi, cnt, first, feats, pool):  # pragma: no cover
-        # as the CUDA histogram twin: float32 shared-memory sums per block, float64 atomics across blocks
+    def build_level(binsf, n_cols, ghf, rows, bt_node, bt_lo, bt_hi, cnt, first, feats, pool):  # pragma: no cover
+        # as the CUDA histogram twin: float32 shared-memory sums per block, float64 atomics across blocks.
+        # The bin matrix and gradient pairs are read through flat views with unsigned offsets (no
+        # negative-index fix-ups), the block's feature columns are held in registers.
         sh = cuda.shared.array(width, float32)
+        col = cuda.local.array(fg, uint64)
         blk = cuda.blockIdx.x
         if blk >= cnt[BUILD_BLOCKS]:
             return
@@ -170,18 +173,23 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
         nthr = cuda.blockDim.x
         for t in range(tid, width, nthr):
             sh[t] = float32(0.0)
-        cuda.syncthreads()
         f0 = cuda.blockIdx.y * fg
         nfg = min(fg, feats.shape[0] - f0)
+        for ff in range(fg):
+            col[ff] = uint64(feats[f0 + ff]) if ff < nfg else uint64(0)
+        cuda.syncthreads()
+        stride = uint64(n_cols)
         for i in range(bt_lo[blk] + tid, bt_hi[blk], nthr):
-            r = rows[i]
-            gi = gh[r, 0]
-            hi = gh[r, 1]
-            for ff in range(nfg):
-                base = (ff * 256 + int64(bins[r, feats[f0 + ff]])) * 3
-                cuda.atomic.add(sh, base, gi)
-                cuda.atomic.add(sh, base + 1, hi)
-                cuda.atomic.add(sh, base + 2, float32(1.0))
+            r = uint64(rows[i])
+            gi = ghf[r * uint64(2)]
+            hi = ghf[r * uint64(2) + uint64(1)]
+            base = r * stride
+            for ff in range(fg):
+                if ff < nfg:
+                    k = uint64(ff * 768) + uint64(binsf[base + col[ff]]) * uint64(3)
+                    cuda.atomic.add(sh, k, gi)
+                    cuda.atomic.add(sh, k + uint64(1), hi)
+                    cuda.atomic.add(sh, k + uint64(2), float32(1.0))
         cuda.syncthreads()
         s = bt_node[blk] - first
         for t in range(tid, nfg * 256, nthr):
@@ -352,19 +360,20 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
                     bt_hi[e] = min(lo + hchunk, end)
 
     @cuda.jit
-    def count_level(bins_t, rows, pt_node, pt_lo, pt_hi, cnt, ni, n_left):  # pragma: no cover
+    def count_level(bins_tf, n_rows, rows, pt_node, pt_lo, pt_hi, cnt, ni, n_left):  # pragma: no cover
+        # bins_tf: the column-major bin matrix, flat (feature f's bins start at f * n_rows)
         sh = cuda.shared.array(threads, int64)
         t = cuda.blockIdx.x
         if t >= cnt[PART_BLOCKS]:
             return
         tid = cuda.threadIdx.x
         h = pt_node[t]
-        f = ni[h, FEAT]
+        colbase = uint64(ni[h, FEAT]) * uint64(n_rows)
         sb = ni[h, BIN]
         ml = ni[h, ML]
         c = 0
         for i in range(pt_lo[t] + tid, pt_hi[t], threads):
-            if goes_left(bins_t[f, rows[i]], sb, ml):
+            if goes_left(bins_tf[colbase + uint64(rows[i])], sb, ml):
                 c += 1
         sh[tid] = c
         cuda.syncthreads()
@@ -415,7 +424,7 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
             cuda.syncthreads()
 
     @cuda.jit
-    def scatter_level(bins_t, rows, out_rows, pt_node, pt_lo, pt_hi, cnt, ni, left_off, right_off):  # pragma: no cover
+    def scatter_level(bins_tf, n_rows, rows, out_rows, pt_node, pt_lo, pt_hi, cnt, ni, left_off, right_off):  # pragma: no cover
         # as the CUDA partition twin's scatter: a thread owns ``items`` consecutive positions
         sh = cuda.shared.array(threads, int64)
         t = cuda.blockIdx.x
@@ -423,7 +432,7 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
             return
         tid = cuda.threadIdx.x
         h = pt_node[t]
-        f = ni[h, FEAT]
+        colbase = uint64(ni[h, FEAT]) * uint64(n_rows)
         sb = ni[h, BIN]
         ml = ni[h, ML]
         lo = pt_lo[t]
@@ -432,7 +441,7 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
         e = min(hi, a + items)
         c = 0
         for i in range(a, e):
-            if goes_left(bins_t[f, rows[i]], sb, ml):
+            if goes_left(bins_tf[colbase + uint64(rows[i])], sb, ml):
                 c += 1
         sh[tid] = c
         cuda.syncthreads()
@@ -447,7 +456,7 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
         pr = right_off[t] + (a - lo) - sh[tid]
         for i in range(a, e):
             r = rows[i]
-            if goes_left(bins_t[f, r], sb, ml):
+            if goes_left(bins_tf[colbase + uint64(r)], sb, ml):
                 out_rows[pl] = r
                 pl += 1
             else:

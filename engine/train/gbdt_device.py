@@ -85,6 +85,10 @@ class DeviceGrowth:
         xp = self.xp = get_namespace(bins)
         self.bins, self.bins_t, self.second, self.params = bins, bins_t, second, params
         n, n_features = (int(v) for v in bins.shape)
+        self.binsf = xp.ascontiguousarray(bins).reshape(-1)  # flat views: unsigned offsets in the kernels
+        self.n_cols = n_features
+        self.bins_tf = xp.ascontiguousarray(bins_t).reshape(-1)
+        self.n_rows = n
         self.depth = depth = int(params.max_depth)
         sim = simulator()
         self.threads = 32 if sim else 256
@@ -216,7 +220,8 @@ class DeviceGrowth:
         h0 = self.hchunk(m)
         go(k.root_plan, 1, t, ni, m, h0, bt0, bt1, bt2, cnt)
         go(k.zero_level, self._fill_grid(nfa * 768), t, ni, 0, 1, d_feats, self.pools[0])
-        go(k.build_level, (-(-m // h0), groups), t, self.bins, gh, rows, bt0, bt1, bt2, cnt, 0, d_feats, self.pools[0])
+        ghf = gh.reshape(-1)
+        go(k.build_level, (-(-m // h0), groups), t, self.binsf, self.n_cols, ghf, rows, bt0, bt1, bt2, cnt, 0, d_feats, self.pools[0])
         go(k.root_sums, 1, t, self.pools[0], ni, nf, int(feats[0]), depth, lr, l2, mcw, msl)
         h = self.hchunk(m // 2)
         for d in range(depth):
@@ -231,13 +236,13 @@ class DeviceGrowth:
                 break  # the last level's children are leaves: no partition, no histograms
             src, dst = bufs[d % 2], bufs[(d + 1) % 2]
             gp = m // self.pchunk + 1 + slots
-            go(k.count_level, gp, t, self.bins_t, src, pt0, pt1, pt2, cnt, ni, self.n_left)
+            go(k.count_level, gp, t, self.bins_tf, self.n_rows, src, pt0, pt1, pt2, cnt, ni, self.n_left)
             go(k.offsets_level, 1, t, pt0, pt1, pt2, cnt, self.n_left, self.left_off, self.right_off)
-            go(k.scatter_level, gp, t, self.bins_t, src, dst, pt0, pt1, pt2, cnt, ni, self.left_off, self.right_off)
+            go(k.scatter_level, gp, t, self.bins_tf, self.n_rows, src, dst, pt0, pt1, pt2, cnt, ni, self.left_off, self.right_off)
             nfirst, nslots, npool = 2 * first + 1, 2 * slots, self.pools[(d + 1) % 2]
             go(k.zero_level, self._fill_grid(nslots * nfa * 768), t, ni, nfirst, nslots, d_feats, npool)
             gb = (m // 2) // h + 1 + slots
-            go(k.build_level, (gb, groups), t, self.bins, gh, dst, bt0, bt1, bt2, cnt, nfirst, d_feats, npool)
+            go(k.build_level, (gb, groups), t, self.binsf, self.n_cols, ghf, dst, bt0, bt1, bt2, cnt, nfirst, d_feats, npool)
             go(k.subtract_level, self._fill_grid(nslots * nfa * 768), t, ni, nfirst, nslots, d_feats, pool, npool)
 
     def add_tree(self, tree: Any, raw: Any, bins: Any = None) -> Any:
