@@ -83,7 +83,8 @@ def _percentile_midpoint(ordered: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def _feature_edges(col: np.ndarray, max_bins: int) -> np.ndarray:
     """Edges of one column sorted ascending (NaN last, as ``np.sort`` and ``cupy.sort`` leave it)."""
-    lo, hi = np.searchsorted(col, -np.inf, side="right"), np.searchsorted(col, np.inf, side="left")
+    inf = col.dtype.type(np.inf)  # of the column's dtype: a float64 key would convert the whole column
+    lo, hi = np.searchsorted(col, -inf, side="right"), np.searchsorted(col, inf, side="left")
     col = col[lo:hi]  # the finite values, still sorted
     if col.size == 0:
         return np.empty(0, np.float32)
