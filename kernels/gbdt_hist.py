@@ -263,45 +263,11 @@ CUDA_FEATURE_GROUP = 8
 
 @functools.cache
 def _cuda_kernels(fg: int):
-    from numba import float32, float64, int64
-
+    """The zero and subtract kernels (the build kernel is :mod:`kernels.gbdt_level`'s ``build_level``)."""
     from kernels._cuda import cuda as _cuda
 
     global cuda  # module global: the CUDA simulator swaps it for its fake module
     cuda = _cuda()
-    width = fg * 256 * 3
-
-    @cuda.jit
-    def build(bins, gh, rows, blk_node, blk_start, blk_end, slots, features, hist):  # pragma: no cover
-        sh = cuda.shared.array(width, float32)
-        tid = cuda.threadIdx.x
-        nthr = cuda.blockDim.x
-        for t in range(tid, width, nthr):
-            sh[t] = float32(0.0)
-        cuda.syncthreads()
-        blk = cuda.blockIdx.x
-        f0 = cuda.blockIdx.y * fg
-        nfg = min(fg, features.shape[0] - f0)
-        for i in range(blk_start[blk] + tid, blk_end[blk], nthr):
-            r = rows[i]
-            gi = gh[r, 0]
-            hi = gh[r, 1]
-            for ff in range(nfg):
-                base = (ff * 256 + int64(bins[r, features[f0 + ff]])) * 3
-                cuda.atomic.add(sh, base, gi)
-                cuda.atomic.add(sh, base + 1, hi)
-                cuda.atomic.add(sh, base + 2, float32(1.0))
-        cuda.syncthreads()
-        s = slots[blk_node[blk]]
-        for t in range(tid, nfg * 256, nthr):
-            c = sh[t * 3 + 2]
-            if c != 0:
-                ff = t // 256
-                b = t - ff * 256
-                f = features[f0 + ff]
-                cuda.atomic.add(hist, (s, f, b, 0), float64(sh[t * 3]))
-                cuda.atomic.add(hist, (s, f, b, 1), float64(sh[t * 3 + 1]))
-                cuda.atomic.add(hist, (s, f, b, 2), float64(c))
 
     @cuda.jit
     def zero(hist, slots, features):  # pragma: no cover
@@ -326,7 +292,7 @@ def _cuda_kernels(fg: int):
             f = features[jf]
             hist[parents[k], f, e // 3, e % 3] -= hist[children[k], f, e // 3, e % 3]
 
-    return build, zero, subtract
+    return zero, subtract
 
 
 def build_histograms_cuda(bins, gh, rows, starts, counts, slots, features, hist, threads: int | None = None, chunk: int | None = None) -> Any:
@@ -336,11 +302,15 @@ def build_histograms_cuda(bins, gh, rows, starts, counts, slots, features, hist,
     ``ceil(c / chunk)`` blocks), y = groups of :data:`CUDA_FEATURE_GROUP` active features. A block
     accumulates its rows' gradients, hessians and counts for its features in float32 shared memory
     (shared atomics), then adds the non-empty bins to the node's float64 histogram with global atomics.
-    The node/position table is built on the host from ``starts`` and ``counts``.
+    The block table (slot, first and end position of each block) is built on the host from
+    ``starts``, ``counts`` and ``slots``; the kernel is the level grower's
+    (:func:`kernels.gbdt_level.level_kernels` ``build_level``), which reads the bins and gradient
+    pairs through flat views (C-contiguous ``bins`` and ``gh`` are not copied).
     """
     from engine.backend import get_namespace
     from kernels._cuda import simulator
     from kernels.gbdt_launch import block_table, launch_blocks
+    from kernels.gbdt_level import level_kernels
 
     xp = get_namespace(hist)
     threads = threads or (32 if simulator() else 256)
@@ -348,15 +318,19 @@ def build_histograms_cuda(bins, gh, rows, starts, counts, slots, features, hist,
     st = _host(starts, np.int64)
     ct = _host(counts, np.int64)
     fe = _host(features, np.int64)
-    build, zero, _ = _cuda_kernels(CUDA_FEATURE_GROUP)
+    zero, _ = _cuda_kernels(CUDA_FEATURE_GROUP)
     if len(st) == 0 or len(fe) == 0:
         return hist
+    sl = _host(slots, np.int64)
     node, bstart, bend = block_table(st, ct, chunk)
-    d_slots, d_feat, d_node, d_bstart, d_bend = upload(xp, _host(slots, np.int64), fe, node, bstart, bend)
+    d_slots, d_feat, d_bslot, d_bstart, d_bend, d_cnt = upload(
+        xp, sl, fe, sl[node], bstart, bend, np.array([0, node.size], np.int64))
     launch(zero, launch_blocks(len(st) * len(fe) * 768, threads, 1024), threads, hist, d_slots, d_feat)
     if node.size:
         groups = -(-len(fe) // CUDA_FEATURE_GROUP)
-        launch(build, (node.size, groups), threads, bins, gh, rows, d_node, d_bstart, d_bend, d_slots, d_feat, hist)
+        build = level_kernels(CUDA_FEATURE_GROUP, threads, 2 if simulator() else 16).build_level
+        launch(build, (node.size, groups), threads, bins.reshape(-1), int(bins.shape[1]), gh.reshape(-1), rows,
+               d_bslot, d_bstart, d_bend, d_cnt, 0, d_feat, hist)
     return hist
 
 
@@ -372,7 +346,7 @@ def subtract_histograms_cuda(hist, parents, children, features, threads: int | N
     fe = _host(features, np.int64)
     if len(pa) == 0 or len(fe) == 0:
         return hist
-    _, _, subtract = _cuda_kernels(CUDA_FEATURE_GROUP)
+    _, subtract = _cuda_kernels(CUDA_FEATURE_GROUP)
     blocks = launch_blocks(len(pa) * len(fe) * 768, threads, 4096)
     launch(subtract, blocks, threads, hist, *upload(xp, pa, _host(children, np.int64), fe))
     return hist

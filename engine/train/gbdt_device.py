@@ -121,6 +121,7 @@ class DeviceGrowth:
         self.first_buf = xp.empty(n, dtype=np.int32)  # the even levels' row buffer (the rows are copied in)
         self._feats: dict[tuple[int, ...], Any] = {}
         self._programs: dict[tuple[Any, ...], tuple[list[Any], list[tuple[Any, ...]]]] = {}
+        self._shapes: set[tuple[Any, ...]] = set()
         self.trees_grown = 0
         self._pending: list[tuple[int, Any]] = []  # (tree id, node table on the device) of deferred trees
         self._done: list[Any] = []  # deferred trees already copied back
@@ -149,8 +150,8 @@ class DeviceGrowth:
         (nothing waits for the device; :meth:`collect` returns the trees later, in one copy).
 
         The launches of a tree depend only on the row count, the features and the buffers, so the
-        first tree of each such shape records them and later ones replay them, packed once
-        (:func:`kernels._cuda.bind`): a replayed launch costs one driver call.
+        second tree of each such shape records them packed (:func:`kernels._cuda.bind`) and later ones
+        replay them: a replayed launch costs one driver call.
         """
         from kernels._cuda import bind
 
@@ -166,11 +167,14 @@ class DeviceGrowth:
         else:
             recorded: list[tuple[Any, ...]] = []
             self._launches(gh, first, feats, recorded)
-            calls = [bind(*r) for r in recorded]
-            if all(c is not None for c in calls):
-                if len(self._programs) >= 16:
-                    self._programs.clear()
-                self._programs[key] = (calls, recorded)  # the records keep the arrays alive
+            if key in self._shapes:  # a shape seen twice is worth packing (sampled rows rarely repeat one)
+                calls = [bind(*r) for r in recorded]
+                if all(c is not None for c in calls):
+                    if len(self._programs) >= 16:
+                        self._programs.clear()
+                    self._programs[key] = (calls, recorded)  # the records keep the arrays alive
+            elif len(self._shapes) < 4096:
+                self._shapes.add(key)
         packed = self.xp.concatenate((self.ni, self.nf.view(np.int64)), axis=1)  # a copy, on the device
         self.trees_grown += 1
         if defer:

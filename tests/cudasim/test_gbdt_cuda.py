@@ -153,6 +153,27 @@ for params, rows, feats in cases:
     grown[rows] = True  # the device tree updates every row; the host tree the rows it grew on
     np.testing.assert_allclose(rb[grown], ra[grown], rtol=1e-5, atol=1e-7)  # float32 block sums
     assert a.n_leaves == (1 if params.min_split_gain > 1 else a.n_leaves)
+
+# Replayed trees: with the direct launch path (here: a stand-in that relaunches the recorded
+# arguments), the second tree of a shape is packed and later ones replay it. New gradients in the same
+# buffer and a new row array each tree must give the trees the CPU twins grow from them.
+import kernels._cuda as kc
+
+kc.bind = lambda kernel, grid, block, *args: (lambda: kc.launch(kernel, grid, block, *args))
+params = GrowParams(max_depth=3, min_samples_leaf=8)
+dev = TreeGrower(bins, nb, params, impl="cuda", levels=True)
+cpu = TreeGrower(bins, nb, params, impl="cpu", levels=False)
+g = np.empty_like(gh)
+raw = raw0.copy()
+for it in range(4):
+    g[:] = gradients_reference("log_loss", raw, y)
+    a = cpu.grow(g, np.arange(n, dtype=np.int32), np.arange(4))
+    b = dev.grow(g, np.arange(n, dtype=np.int32), np.arange(4))
+    for name in ("feature", "split_bin", "missing_left", "left", "right", "count"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=f"tree {it}: {name}")
+    np.testing.assert_allclose(b.value, a.value, rtol=1e-5, atol=1e-7)
+    raw = cpu.add_leaf_values(a, raw)
+assert len(dev.device._programs) == 1, "the shape was not packed for replay"
 print("ok")
 """
 

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 #: Every CUDA twin's kernels (module.function) that the suite must have compiled.
 EXPECTED = {
     "kernels.binned_stats.kernel", "kernels.category_counts.kernel", "kernels.hashing.kernel",
-    "kernels.gbdt_binning.kernel", "kernels.gbdt_loss.kernel", "kernels.gbdt_hist.build", "kernels.gbdt_hist.zero",
+    "kernels.gbdt_binning.kernel", "kernels.gbdt_loss.kernel", "kernels.gbdt_hist.zero",
     "kernels.gbdt_hist.subtract", "kernels.gbdt_split.per_feature", "kernels.gbdt_split.per_node",
     "kernels.gbdt_partition.count", "kernels.gbdt_partition.offsets", "kernels.gbdt_partition.scatter",
     "kernels.gbdt_predict.raw_kernel", "kernels.gbdt_predict.binned_kernel", "kernels.gbdt_predict.leaf_kernel",
