@@ -231,6 +231,9 @@ def check_drift_bandwidth(rows: int) -> Result:
     if r.get("geometry_ms"):
         best = min(r["geometry_ms"], key=r["geometry_ms"].get)
         detail += f"; best geometry (blocks/SM x threads) {best}: {r['geometry_ms'][best]:.2f} ms"
+    if r.get("register_bound_ms"):
+        best = min(r["register_bound_ms"], key=r["register_bound_ms"].get)
+        detail += f"; best register cap (launch bounds, blocks/SM x threads) {best}: {r['register_bound_ms'][best]:.2f} ms"
     return ("ok" if ok else "FAIL"), detail, r
 
 

@@ -130,7 +130,8 @@ class Compiler:
                                "threads": threads}
         t0 = time.perf_counter()
         try:
-            ptx, _ = self.cuda.compile_ptx(func, sig, cc=self.cc)
+            bounds = getattr(kernel, "targetoptions", {}).get("launch_bounds")
+            ptx, _ = self.cuda.compile_ptx(func, sig, cc=self.cc, launch_bounds=bounds)
             path = Path(self.workdir) / f"k{len(self.seen)}.ptx"
             path.write_text(ptx)
             out = subprocess.run([self.ptxas, f"-arch=sm_{self.cc[0]}{self.cc[1]}", "-v", str(path), "-o", os.devnull],
@@ -211,6 +212,8 @@ def cases() -> list[tuple[str, Callable[[], Any]]]:
 
     return [
         ("drift statistics, 10 bins, row-major float32", lambda: bs.binned_stats_cuda(x32, edges10)),
+        ("drift statistics, 10 bins, row-major float32, bounds for 4 blocks/SM",
+         lambda: bs.CudaBinnedStats(x32, edges10, blocks_per_sm=4).launch()),
         ("drift statistics, 10 bins, column-major float32", lambda: bs.binned_stats_cuda(np.asfortranarray(x32), edges10)),
         ("drift statistics, 10 bins, row-major float64", lambda: bs.binned_stats_cuda(x32.astype(np.float64), edges10)),
         ("drift statistics, 100 bins (binary search)", lambda: bs.binned_stats_cuda(x32, edges100)),

@@ -390,8 +390,12 @@ def _cuda_module() -> Any:
 
 
 @functools.cache
-def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool, flat: bool = False):
+def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool, flat: bool = False,
+                 bounds: tuple[int, int] | None = None):
     """CUDA kernel specialised at compile time for ``f`` columns with ``m`` interior edges each.
+
+    ``bounds``: launch bounds ``(threads a block, blocks a multiprocessor)`` that cap the registers
+    (65,536 / (threads x blocks)) so that many blocks fit; None leaves the registers to the compiler.
 
     ``flat``: the row-major loop reads the matrix through a flat view ``xf`` (unit column stride,
     ``row_stride`` elements a row, first column ``col0``) with unsigned running offsets: one 64-bit
@@ -480,7 +484,9 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
             ge[k] = 0
         add_count(sh_hist, hist, j, last, prev)
 
-    @cuda.jit
+    jit = cuda.jit(launch_bounds=bounds) if bounds else cuda.jit  # (the simulator takes no bounds)
+
+    @jit
     def kernel(x, xf, col0, row_stride, inner_flat, nbins, shift, rows_per_step, hist, p_min, p_max, p_sum, p_sumsq, p_miss):  # pragma: no cover
         sh_hist = cuda.shared.array(nh, uint32)
         sh_edges = cuda.shared.array(ne, edt)
@@ -666,7 +672,10 @@ class CudaBinnedStats:
     """A prepared CUDA twin call: :meth:`launch` runs only the kernels (so they can be timed alone),
     :meth:`result` reduces the per-block partials into :class:`BinnedStats`."""
 
-    def __init__(self, x: Any, edges: Any, shift: Any = None, blocks: int | None = None, threads: int | None = None) -> None:
+    def __init__(self, x: Any, edges: Any, shift: Any = None, blocks: int | None = None, threads: int | None = None,
+                 blocks_per_sm: int | None = None) -> None:
+        """``blocks_per_sm``: compile with launch bounds that fit that many blocks of ``threads`` on a
+        multiprocessor (fewer registers, maybe spills); None: the compiler's choice."""
         from kernels._cuda import DeviceIO, grid_threads
 
         _check_x(x)
@@ -689,7 +698,8 @@ class CudaBinnedStats:
         self.partials: list[tuple[Any, ...]] = []
         for a, b in groups:
             fg = b - a
-            kernel = _cuda_kernel(fg, m, str(x.dtype), col_major, shared_hist, flat)
+            bounds = (nthreads, int(blocks_per_sm)) if blocks_per_sm else None
+            kernel = _cuda_kernel(fg, m, str(x.dtype), col_major, shared_hist, flat, bounds)
             if col_major:
                 rows_per_step, launch_blocks = 0, nblocks
             else:

@@ -112,6 +112,27 @@ def test_binned_stats_on_device_matches_cpu(order):
 
 @pytest.mark.gpu
 @gpu
+def test_binned_stats_with_a_register_cap_matches_cpu():
+    """Launch bounds change the register allocation (and may spill), never the results."""
+    import cupy
+
+    from kernels.binned_stats import CudaBinnedStats, binned_stats_cpu
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1_000_000, 20)).astype(np.float32)
+    x[rng.random(x.shape) < 0.01] = np.nan
+    edges = np.quantile(rng.normal(size=(10_000, 20)), np.linspace(0, 1, 11), axis=0).T.copy()
+    plan = CudaBinnedStats(cupy.asarray(x), edges, blocks_per_sm=5)
+    plan.launch()
+    dev = plan.result().to_numpy()
+    cpu = binned_stats_cpu(x, edges)
+    np.testing.assert_array_equal(dev.counts, cpu.counts)
+    np.testing.assert_array_equal(dev.missing, cpu.missing)
+    np.testing.assert_allclose(dev.sum, cpu.sum, rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.gpu
+@gpu
 def test_category_counts_on_device_matches_cpu():
     import cupy
 
