@@ -257,8 +257,23 @@ def subtract_histograms_cpu(hist, parents, children, features) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------------- CUDA twin
-#: Features per block of the CUDA histogram kernel (shared memory: 8 x 256 x 3 float32 = 24 KiB).
+#: Features per block of the CUDA zero and subtract kernels' compilation key.
 CUDA_FEATURE_GROUP = 8
+#: Most features a histogram block holds (shared memory: 14 x 256 x 3 float32 = 42 KiB).
+MAX_FEATURE_GROUP = 14
+
+
+def feature_group(n_features: int) -> int:
+    """Features per block of the CUDA histogram build: as few groups as shared memory allows
+    (:data:`MAX_FEATURE_GROUP` features a block), split evenly, so each row's index and gradient pair
+    are read once per group.
+
+    >>> feature_group(20), feature_group(8), feature_group(30), feature_group(100)
+    (10, 8, 10, 13)
+    """
+    n = max(1, int(n_features))
+    groups = -(-n // MAX_FEATURE_GROUP)
+    return -(-n // groups)
 
 
 @functools.cache
@@ -299,7 +314,8 @@ def build_histograms_cuda(bins, gh, rows, starts, counts, slots, features, hist,
     """CUDA twin (``@cuda.jit``).
 
     Grid: x = blocks of ``chunk`` consecutive positions of one node (a node of ``c`` rows gets
-    ``ceil(c / chunk)`` blocks), y = groups of :data:`CUDA_FEATURE_GROUP` active features. A block
+    ``ceil(c / chunk)`` blocks), y = even groups of at most :data:`MAX_FEATURE_GROUP` active features
+    (:func:`feature_group`). A block
     accumulates its rows' gradients, hessians and counts for its features in float32 shared memory
     (shared atomics), then adds the non-empty bins to the node's float64 histogram with global atomics.
     The block table (slot, first and end position of each block) is built on the host from
@@ -327,8 +343,9 @@ def build_histograms_cuda(bins, gh, rows, starts, counts, slots, features, hist,
         xp, sl, fe, sl[node], bstart, bend, np.array([0, node.size], np.int64))
     launch(zero, launch_blocks(len(st) * len(fe) * 768, threads, 1024), threads, hist, d_slots, d_feat)
     if node.size:
-        groups = -(-len(fe) // CUDA_FEATURE_GROUP)
-        build = level_kernels(CUDA_FEATURE_GROUP, threads, 2 if simulator() else 16).build_level
+        fg = feature_group(len(fe))
+        groups = -(-len(fe) // fg)
+        build = level_kernels(fg, threads, 2 if simulator() else 16).build_level
         launch(build, (node.size, groups), threads, bins.reshape(-1), int(bins.shape[1]), gh.reshape(-1), rows,
                d_bslot, d_bstart, d_bend, d_cnt, 0, d_feat, hist)
     return hist

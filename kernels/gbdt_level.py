@@ -75,9 +75,10 @@ class LevelKernels:
 def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
     """Compile the level kernels: histograms in groups of ``fg`` features, ``threads`` threads a block,
     ``items`` consecutive positions a thread in the partition's scatter pass."""
-    from numba import float32, float64, int64, uint64
+    from numba import float32, float64, int64, uint32, uint64
 
     from kernels._cuda import cuda as _cuda
+    from kernels._cuda import simulator
     from kernels.gbdt_split import _scan_feature
 
     global cuda  # module global: the CUDA simulator swaps it for its fake module
@@ -85,6 +86,7 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
     width = fg * 256 * 3
     scan = cuda.jit(device=True)(_scan_feature)
     inf = math.inf
+    sim = simulator()
 
     @cuda.jit(device=True)
     def goes_left(b, sb, ml):  # pragma: no cover - compiled
@@ -159,13 +161,13 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
                 e = rem - jf * 768
                 pool[k, feats[jf], e // 3, e % 3] = 0.0
 
-    @cuda.jit
+    @(cuda.jit(launch_bounds=(threads, 6)) if not sim else cuda.jit)  # 6 blocks: at most 40 registers
     def build_level(binsf, n_cols, ghf, rows, bt_node, bt_lo, bt_hi, cnt, first, feats, pool):  # pragma: no cover
         # as the CUDA histogram twin: float32 shared-memory sums per block, float64 atomics across blocks.
         # The bin matrix and gradient pairs are read through flat views with unsigned offsets (no
         # negative-index fix-ups), the block's feature columns are held in registers.
         sh = cuda.shared.array(width, float32)
-        col = cuda.local.array(fg, uint64)
+        col = cuda.local.array(fg, uint32)
         blk = cuda.blockIdx.x
         if blk >= cnt[BUILD_BLOCKS]:
             return
@@ -176,7 +178,7 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
         f0 = cuda.blockIdx.y * fg
         nfg = min(fg, feats.shape[0] - f0)
         for ff in range(fg):
-            col[ff] = uint64(feats[f0 + ff]) if ff < nfg else uint64(0)
+            col[ff] = uint32(feats[f0 + ff]) if ff < nfg else uint32(0)
         cuda.syncthreads()
         stride = uint64(n_cols)
         for i in range(bt_lo[blk] + tid, bt_hi[blk], nthr):
@@ -186,7 +188,7 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
             base = r * stride
             for ff in range(fg):
                 if ff < nfg:
-                    k = uint64(ff * 768) + uint64(binsf[base + col[ff]]) * uint64(3)
+                    k = uint64(ff * 768) + uint64(binsf[base + uint64(col[ff])]) * uint64(3)
                     cuda.atomic.add(sh, k, gi)
                     cuda.atomic.add(sh, k + uint64(1), hi)
                     cuda.atomic.add(sh, k + uint64(2), float32(1.0))

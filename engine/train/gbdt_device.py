@@ -80,7 +80,7 @@ class DeviceGrowth:
     def __init__(self, bins: Any, bins_t: Any, n_bins: np.ndarray, params: Any, second: Any) -> None:
         from engine.backend import get_namespace
         from kernels._cuda import multiprocessors, simulator
-        from kernels.gbdt_hist import CUDA_FEATURE_GROUP, new_pool
+        from kernels.gbdt_hist import feature_group, new_pool
 
         xp = self.xp = get_namespace(bins)
         self.bins, self.bins_t, self.second, self.params = bins, bins_t, second, params
@@ -98,8 +98,8 @@ class DeviceGrowth:
         self.hchunk_min = self.threads * (2 if sim else 4)
         self.hchunk_max = self.threads * (2 if sim else 32)
         self.sms = multiprocessors()
-        self.k = lv.level_kernels(CUDA_FEATURE_GROUP, self.threads, self.items)
-        self.fg = CUDA_FEATURE_GROUP
+        self.fg = feature_group(n_features)  # (a tree's sampled columns use fewer of its groups)
+        self.k = lv.level_kernels(self.fg, self.threads, self.items)
         nodes = 2 ** (depth + 1) - 1
         half = max(1, 2 ** (depth - 1))
         self.ni = xp.zeros((nodes, lv.N_INT), dtype=np.int64)
