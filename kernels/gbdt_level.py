@@ -19,9 +19,9 @@ columns) hold, per node: its range of positions in the row-index buffer of its l
 
 Per level ``d`` (``first = 2^d - 1``, ``slots = 2^d``):
 
-1. :func:`split_level`: a block per (node, feature) scans the node's histogram (the same
-   :func:`kernels.gbdt_split._scan_feature` as the CPU and CUDA split twins, so equal histograms give
-   equal splits);
+1. :func:`split_level`: a block per (node, feature) scans the node's histogram (the CUDA split twin's
+   block scan, which forms the CPU scan's running sums in its order, so equal histograms give equal
+   splits);
 2. :func:`plan_level` (one block): picks each node's best feature, creates the children (ranges, totals,
    whether they may split, leaf values, which child's histogram is built and which is subtracted), and
    writes the block tables of the partition and of the next level's histogram build;
@@ -79,12 +79,13 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
 
     from kernels._cuda import cuda as _cuda
     from kernels._cuda import simulator
-    from kernels.gbdt_split import _scan_feature
+    from kernels.gbdt_split import block_scan_factory, scan_threads
 
     global cuda  # module global: the CUDA simulator swaps it for its fake module
     cuda = _cuda()
     width = fg * 256 * 3
-    scan = cuda.jit(device=True)(_scan_feature)
+    scan = block_scan_factory()
+    nt_scan = scan_threads()
     inf = math.inf
     sim = simulator()
 
@@ -226,8 +227,12 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
 
     @cuda.jit
     def split_level(pool, ni, nf, first, feats, n_bins, l2, mcw, msl, min_gain, t_gain, t_bin, t_ml, t_left):  # pragma: no cover
-        # a block per (node, feature): the histogram staged in shared memory, one thread scans it
+        # a block per (node, feature): the histogram staged in shared memory, scanned by the whole block
+        # (kernels.gbdt_split.block_scan_factory: the CPU scan's sums in its order, the same split)
         sh = cuda.shared.array((1, 1, 256, 3), float64)
+        pre = cuda.shared.array((2, 256, 3), float64)
+        red_g = cuda.shared.array(nt_scan, float64)
+        red_i = cuda.shared.array(nt_scan, int64)
         nfe = feats.shape[0]
         j = cuda.blockIdx.x
         k = j // nfe
@@ -241,8 +246,8 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
         for t in range(cuda.threadIdx.x, 768, cuda.blockDim.x):
             sh[0, 0, t // 3, t % 3] = pool[k, f, t // 3, t % 3]
         cuda.syncthreads()
+        gain, b, ml, gl, hl, cl = scan(sh, n_bins[f], nf[h, G], nf[h, H], nf[h, C], l2, mcw, msl, min_gain, pre, red_g, red_i)
         if cuda.threadIdx.x == 0:
-            gain, b, ml, gl, hl, cl = scan(sh, 0, 0, n_bins[f], nf[h, G], nf[h, H], nf[h, C], l2, mcw, msl, min_gain)
             t_gain[k, jf] = gain
             t_bin[k, jf] = b
             t_ml[k, jf] = ml

@@ -25,10 +25,12 @@ missing-left flag, and the left child's totals ``(G_L, H_L, C_L)`` (missing rows
 left).
 
 Twins: :func:`find_splits_reference` (NumPy, vectorised over bins), :func:`find_splits_cpu`
-(``@njit(parallel=True)`` over (node, feature) pairs) and :func:`find_splits_cuda` (``@cuda.jit``: one
-thread per (node, feature) pair scans its 256 bins, then one thread per node picks the feature). The
-CPU and CUDA twins compile the same scan function (:func:`_scan_feature`), so equal histograms give
-bit-identical splits. :func:`find_splits` picks the twin from the namespace of ``hist``.
+(``@njit(parallel=True)`` over (node, feature) pairs) and :func:`find_splits_cuda` (``@cuda.jit``: a
+block per (node, feature) pair scans its 256 bins, then one thread per node picks the feature). The CPU
+twin runs :func:`_scan_feature`; the CUDA block builds the same running sums in the same order with two
+threads, evaluates the candidates' gains with all of its threads and keeps the first largest
+(:func:`block_scan_factory`), so equal histograms give bit-identical splits. :func:`find_splits` picks
+the twin from the namespace of ``hist``.
 """
 from __future__ import annotations
 
@@ -137,6 +139,112 @@ def _scan_feature(hist, s, f, nb, G, H, C, l2, mcw, msl, min_gain):  # pragma: n
         if bcl >= C - bcl:
             best_ml = 1
     return best, best_b, best_ml, bgl, bhl, bcl
+
+
+@functools.cache
+def block_scan_factory() -> Any:
+    """A CUDA device function that finds the same candidate as :func:`_scan_feature` with a whole block:
+    two threads (in different warps) build the two candidate orders' running left sums sequentially
+    (the CPU scan's additions, in its order, so the same values), then every thread evaluates the gains
+    of its share of the 2 x 256 candidates and the block keeps the first largest (a candidate is valid
+    exactly when the sequential scan would reach and accept it: the right child's rows and hessian only
+    shrink along a scan, so once one is too small every later one is).
+
+    Called by every thread of a block (it synchronises), with ``sh`` the staged ``(1, 1, 256, 3)``
+    histogram and shared scratch ``pre`` ``(2, 256, 3)`` float64, ``red_g`` / ``red_i`` (block size,
+    a power of two) float64 / int64. Returns the scan's tuple to every thread.
+    """
+    from kernels._cuda import cuda as _cuda
+
+    global cuda  # module global: the CUDA simulator swaps it for its fake module while the function runs
+    cuda = _cuda()
+    inf = math.inf
+
+    @cuda.jit(device=True)
+    def block_scan(sh, nb, G, H, C, l2, mcw, msl, min_gain, pre, red_g, red_i):  # pragma: no cover - compiled
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        has_missing = sh[0, 0, 255, 2] > 0.0
+        n0 = nb if has_missing else nb - 1  # candidates with missing values right
+        n1 = nb - 1 if has_missing else 0  # ... and left
+        second = 32 if nt > 32 else nt - 1  # the thread of the second order (another warp)
+        if tid == 0:
+            gl = 0.0
+            hl = 0.0
+            cl = 0.0
+            for b in range(n0):
+                gl += sh[0, 0, b, 0]
+                hl += sh[0, 0, b, 1]
+                cl += sh[0, 0, b, 2]
+                pre[0, b, 0] = gl
+                pre[0, b, 1] = hl
+                pre[0, b, 2] = cl
+        if tid == second:
+            gl = sh[0, 0, 255, 0]
+            hl = sh[0, 0, 255, 1]
+            cl = sh[0, 0, 255, 2]
+            for b in range(n1):
+                gl += sh[0, 0, b, 0]
+                hl += sh[0, 0, b, 1]
+                cl += sh[0, 0, b, 2]
+                pre[1, b, 0] = gl
+                pre[1, b, 1] = hl
+                pre[1, b, 2] = cl
+        cuda.syncthreads()
+        den = H + l2
+        parent = G * G / den if den > 0.0 else 0.0
+        best = -inf
+        bi = -1
+        for c in range(tid, 512, nt):
+            p = c // 256
+            b = c - p * 256
+            if b >= (n0 if p == 0 else n1):
+                continue
+            gl = pre[p, b, 0]
+            hl = pre[p, b, 1]
+            cl = pre[p, b, 2]
+            cr = C - cl
+            hr = H - hl
+            if cl < msl or hl < mcw:
+                continue
+            if cr < msl or hr < mcw:
+                continue  # where the sequential scan stops
+            dl = hl + l2
+            dr = hr + l2
+            if dl <= 0.0 or dr <= 0.0:
+                continue
+            gr = G - gl
+            gain = gl * gl / dl + gr * gr / dr - parent
+            if gain > best and gain > min_gain:
+                best = gain
+                bi = c
+        red_g[tid] = best
+        red_i[tid] = bi
+        cuda.syncthreads()
+        s = nt // 2
+        while s > 0:
+            if tid < s:
+                og = red_g[tid + s]
+                oi = red_i[tid + s]
+                if oi >= 0 and (red_i[tid] < 0 or og > red_g[tid] or (og == red_g[tid] and oi < red_i[tid])):
+                    red_g[tid] = og
+                    red_i[tid] = oi
+            cuda.syncthreads()
+            s //= 2
+        bi = red_i[0]
+        if bi < 0:
+            return -inf, -1, 0, 0.0, 0.0, 0.0
+        p = bi // 256
+        b = bi - p * 256
+        gl = pre[p, b, 0]
+        hl = pre[p, b, 1]
+        cl = pre[p, b, 2]
+        ml = p
+        if not has_missing and cl >= C - cl:
+            ml = 1
+        return red_g[0], b, ml, gl, hl, cl
+
+    return block_scan
 
 
 def _empty(k: int, xp: Any = np) -> Splits:
@@ -263,22 +371,37 @@ def find_splits_cpu(hist, slots, sums, features, n_bins, params: SplitParams) ->
 
 
 # -------------------------------------------------------------------------------------- CUDA twin
+#: Threads of a block that scans one (node, feature) histogram (a power of two).
+SCAN_THREADS = 128
+
+
+def scan_threads() -> int:
+    """Block size of the split-scan kernels (4 under the simulator, which pays per thread)."""
+    from kernels._cuda import simulator
+
+    return 4 if simulator() else SCAN_THREADS
+
+
 @functools.cache
 def _cuda_kernels():
-    from numba import float64
+    from numba import float64, int64
 
     from kernels._cuda import cuda as _cuda
     from kernels.gbdt_hist import CHANNELS, N_BINS
 
     global cuda  # module global: the CUDA simulator swaps it for its fake module
     cuda = _cuda()
-    scan = cuda.jit(device=True)(_scan_feature)
+    scan = block_scan_factory()
+    nt_scan = scan_threads()
 
     @cuda.jit
     def per_feature(hist, slots, sums, features, n_bins, l2, mcw, msl, min_gain, t_gain, t_bin, t_ml, t_left):  # pragma: no cover
         # a block per (node, feature): its threads copy the 256 x 3 histogram into shared memory
-        # (coalesced), then one thread runs the same sequential scan as the CPU twin from there
+        # (coalesced), then scan it together (:func:`block_scan_factory`: the CPU twin's sums, the same split)
         sh = cuda.shared.array((1, 1, N_BINS, CHANNELS), float64)
+        pre = cuda.shared.array((2, N_BINS, CHANNELS), float64)
+        red_g = cuda.shared.array(nt_scan, float64)
+        red_i = cuda.shared.array(nt_scan, int64)
         nf = features.shape[0]
         j = cuda.blockIdx.x
         k = j // nf
@@ -288,8 +411,8 @@ def _cuda_kernels():
         for t in range(cuda.threadIdx.x, N_BINS * CHANNELS, cuda.blockDim.x):
             sh[0, 0, t // CHANNELS, t % CHANNELS] = hist[s, f, t // CHANNELS, t % CHANNELS]
         cuda.syncthreads()
+        gain, b, ml, gl, hl, cl = scan(sh, n_bins[f], sums[k, 0], sums[k, 1], sums[k, 2], l2, mcw, msl, min_gain, pre, red_g, red_i)
         if cuda.threadIdx.x == 0:
-            gain, b, ml, gl, hl, cl = scan(sh, 0, 0, n_bins[f], sums[k, 0], sums[k, 1], sums[k, 2], l2, mcw, msl, min_gain)
             t_gain[k, jf] = gain
             t_bin[k, jf] = b
             t_ml[k, jf] = ml
@@ -326,8 +449,8 @@ def _cuda_kernels():
 
 def find_splits_cuda(hist, slots, sums, features, n_bins, params: SplitParams, threads: int | None = None) -> Splits:
     """CUDA twin (``@cuda.jit``): a block per (node, feature) stages its histogram in shared memory and
-    one of its threads scans the bins (the CPU twin's code, so the same sums in the same order); a
-    thread per node picks."""
+    scans it with :func:`block_scan_factory` (the CPU twin's running sums, in its order, so the same
+    split); a thread per node picks."""
     from engine.backend import get_namespace
     from kernels._cuda import simulator
     from kernels.gbdt_launch import launch_blocks
@@ -349,7 +472,7 @@ def find_splits_cuda(hist, slots, sums, features, n_bins, params: SplitParams, t
     t_ml = xp.empty((k, nf), dtype=np.uint8)
     t_left = xp.empty((k, nf, 3))
     launch(
-        per_feature, k * nf, 4 if simulator() else threads,  # the simulator pays per thread
+        per_feature, k * nf, scan_threads(),
         hist, d_slots, d_sums, d_feat, d_nbins, float(params.l2), float(params.min_child_weight),
         float(params.min_samples_leaf), float(params.min_gain), t_gain, t_bin, t_ml, t_left,
     )

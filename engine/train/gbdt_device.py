@@ -81,6 +81,7 @@ class DeviceGrowth:
         from engine.backend import get_namespace
         from kernels._cuda import multiprocessors, simulator
         from kernels.gbdt_hist import feature_group, new_pool
+        from kernels.gbdt_split import scan_threads
 
         xp = self.xp = get_namespace(bins)
         self.bins, self.bins_t, self.second, self.params = bins, bins_t, second, params
@@ -92,7 +93,7 @@ class DeviceGrowth:
         self.depth = depth = int(params.max_depth)
         sim = simulator()
         self.threads = 32 if sim else 256
-        self.split_threads = 4 if sim else 128  # the simulator pays per thread
+        self.split_threads = scan_threads()  # the block scan's size (4 under the simulator)
         self.items = 2 if sim else 16
         self.pchunk = self.threads * self.items
         self.hchunk_min = self.threads * (2 if sim else 4)
