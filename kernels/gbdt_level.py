@@ -79,21 +79,17 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
 
     from kernels._cuda import cuda as _cuda
     from kernels._cuda import simulator
+    from kernels.gbdt_partition import device_functions
     from kernels.gbdt_split import block_scan_factory, scan_threads
 
     global cuda  # module global: the CUDA simulator swaps it for its fake module
     cuda = _cuda()
     width = fg * 256 * 3
-    scan = block_scan_factory()
+    scan_into = block_scan_factory()
     nt_scan = scan_threads()
+    goes_left, scatter_block = device_functions(threads, items)
     inf = math.inf
     sim = simulator()
-
-    @cuda.jit(device=True)
-    def goes_left(b, sb, ml):  # pragma: no cover - compiled
-        if b == 255:
-            return ml != 0
-        return b <= sb
 
     @cuda.jit(device=True)
     def leaf_value(g, h, lr, l2):  # pragma: no cover - compiled
@@ -243,17 +239,8 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
                 t_gain[k, jf] = -inf
             return
         f = feats[jf]
-        for t in range(cuda.threadIdx.x, 768, cuda.blockDim.x):
-            sh[0, 0, t // 3, t % 3] = pool[k, f, t // 3, t % 3]
-        cuda.syncthreads()
-        gain, b, ml, gl, hl, cl = scan(sh, n_bins[f], nf[h, G], nf[h, H], nf[h, C], l2, mcw, msl, min_gain, pre, red_g, red_i)
-        if cuda.threadIdx.x == 0:
-            t_gain[k, jf] = gain
-            t_bin[k, jf] = b
-            t_ml[k, jf] = ml
-            t_left[k, jf, 0] = gl
-            t_left[k, jf, 1] = hl
-            t_left[k, jf, 2] = cl
+        scan_into(pool, k, f, n_bins[f], nf[h, G], nf[h, H], nf[h, C], l2, mcw, msl, min_gain, sh, pre, red_g, red_i,
+                  t_gain, t_bin, t_ml, t_left, k, jf)
 
     @cuda.jit
     def plan_level(ni, nf, first, n_slots, depth, max_depth, feats, t_gain, t_bin, t_ml, t_left, lr, l2, mcw, msl,
@@ -432,43 +419,14 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
 
     @cuda.jit
     def scatter_level(bins_tf, n_rows, rows, out_rows, pt_node, pt_lo, pt_hi, cnt, ni, left_off, right_off):  # pragma: no cover
-        # as the CUDA partition twin's scatter: a thread owns ``items`` consecutive positions
+        # the CUDA partition twin's scatter (kernels.gbdt_partition.device_functions) on the planned table
         sh = cuda.shared.array(threads, int64)
         t = cuda.blockIdx.x
         if t >= cnt[PART_BLOCKS]:
             return
-        tid = cuda.threadIdx.x
         h = pt_node[t]
-        colbase = uint64(ni[h, FEAT]) * uint64(n_rows)
-        sb = ni[h, BIN]
-        ml = ni[h, ML]
-        lo = pt_lo[t]
-        hi = pt_hi[t]
-        a = min(hi, lo + tid * items)
-        e = min(hi, a + items)
-        c = 0
-        for i in range(a, e):
-            if goes_left(bins_tf[colbase + uint64(rows[i])], sb, ml):
-                c += 1
-        sh[tid] = c
-        cuda.syncthreads()
-        if tid == 0:
-            acc = 0
-            for j in range(threads):
-                v = sh[j]
-                sh[j] = acc
-                acc += v
-        cuda.syncthreads()
-        pl = left_off[t] + sh[tid]
-        pr = right_off[t] + (a - lo) - sh[tid]
-        for i in range(a, e):
-            r = rows[i]
-            if goes_left(bins_tf[colbase + uint64(r)], sb, ml):
-                out_rows[pl] = r
-                pl += 1
-            else:
-                out_rows[pr] = r
-                pr += 1
+        scatter_block(bins_tf, uint64(ni[h, FEAT]) * uint64(n_rows), ni[h, BIN], ni[h, ML], rows, out_rows,
+                      pt_lo[t], pt_hi[t], left_off[t], right_off[t], sh)
 
     @cuda.jit
     def add_tree(bins, ni, nf, raw):  # pragma: no cover

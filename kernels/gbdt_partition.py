@@ -132,8 +132,17 @@ def partition_rows_cpu(bins_t, rows, out_rows, starts, counts, feature, split_bi
 
 # -------------------------------------------------------------------------------------- CUDA twin
 @functools.cache
-def _cuda_kernels(threads: int, items: int):
-    from numba import int64
+def device_functions(threads: int, items: int):
+    """``(goes_left, scatter_block)``: CUDA device functions shared with :mod:`kernels.gbdt_level`.
+
+    ``scatter_block(bins_tf, colbase, sb, ml, rows, out_rows, lo, hi, left_at, right_at, sh)``, called
+    by every thread of a block of ``threads``: the block's positions ``lo .. hi - 1`` (each thread
+    ``items`` consecutive ones) go, in order, to ``out_rows`` from ``left_at`` (left rows) and
+    ``right_at`` (right rows); ``bins_tf`` is the flat column-major bin matrix, the split feature's
+    column starting at ``colbase``; ``sh`` is ``threads`` int64 of shared memory (the block scans its
+    threads' left counts there, so every row's destination follows from its position alone).
+    """
+    from numba import uint64
 
     from kernels._cuda import cuda as _cuda
 
@@ -141,21 +150,63 @@ def _cuda_kernels(threads: int, items: int):
     cuda = _cuda()
 
     @cuda.jit(device=True)
-    def goes_left(b, sb, ml):  # pragma: no cover
+    def goes_left(b, sb, ml):  # pragma: no cover - compiled
         if b == 255:
             return ml != 0
         return b <= sb
 
+    @cuda.jit(device=True)
+    def scatter_block(bins_tf, colbase, sb, ml, rows, out_rows, lo, hi, left_at, right_at, sh):  # pragma: no cover
+        tid = cuda.threadIdx.x
+        a = min(hi, lo + tid * items)
+        e = min(hi, a + items)
+        c = 0
+        for i in range(a, e):
+            if goes_left(bins_tf[colbase + uint64(rows[i])], sb, ml):
+                c += 1
+        sh[tid] = c
+        cuda.syncthreads()
+        if tid == 0:
+            acc = 0
+            for j in range(threads):
+                v = sh[j]
+                sh[j] = acc
+                acc += v
+        cuda.syncthreads()
+        pl = left_at + sh[tid]
+        pr = right_at + (a - lo) - sh[tid]
+        for i in range(a, e):
+            r = rows[i]
+            if goes_left(bins_tf[colbase + uint64(r)], sb, ml):
+                out_rows[pl] = r
+                pl += 1
+            else:
+                out_rows[pr] = r
+                pr += 1
+
+    return goes_left, scatter_block
+
+
+@functools.cache
+def _cuda_kernels(threads: int, items: int):
+    from numba import int64, uint64
+
+    from kernels._cuda import cuda as _cuda
+
+    global cuda  # module global: the CUDA simulator swaps it for its fake module
+    cuda = _cuda()
+    goes_left, scatter_block = device_functions(threads, items)
+
     @cuda.jit
-    def count(bins_t, rows, t_node, t_lo, t_hi, feature, split_bin, missing_left, n_left):  # pragma: no cover
+    def count(bins_tf, n_rows, rows, t_node, t_lo, t_hi, feature, split_bin, missing_left, n_left):  # pragma: no cover
         t = cuda.blockIdx.x
         k = t_node[t]
-        f = feature[k]
+        colbase = uint64(feature[k]) * uint64(n_rows)
         sb = split_bin[k]
         ml = missing_left[k]
         c = 0
         for i in range(t_lo[t] + cuda.threadIdx.x, t_hi[t], cuda.blockDim.x):
-            if goes_left(bins_t[f, rows[i]], sb, ml):
+            if goes_left(bins_tf[colbase + uint64(rows[i])], sb, ml):
                 c += 1
         if c:
             cuda.atomic.add(n_left, t, int64(c))
@@ -174,42 +225,12 @@ def _cuda_kernels(threads: int, items: int):
                 accr += (t_hi[t] - t_lo[t]) - n_left[t]
 
     @cuda.jit
-    def scatter(bins_t, rows, out_rows, t_node, t_lo, t_hi, feature, split_bin, missing_left, left_off, right_off):  # pragma: no cover
+    def scatter(bins_tf, n_rows, rows, out_rows, t_node, t_lo, t_hi, feature, split_bin, missing_left, left_off, right_off):  # pragma: no cover
         sh = cuda.shared.array(threads, int64)
         t = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
         k = t_node[t]
-        f = feature[k]
-        sb = split_bin[k]
-        ml = missing_left[k]
-        lo = t_lo[t]
-        hi = t_hi[t]
-        a = min(hi, lo + tid * items)
-        e = min(hi, a + items)
-        c = 0
-        for i in range(a, e):
-            if goes_left(bins_t[f, rows[i]], sb, ml):
-                c += 1
-        sh[tid] = c
-        cuda.syncthreads()
-        if tid == 0:
-            acc = 0
-            for j in range(threads):
-                v = sh[j]
-                sh[j] = acc
-                acc += v
-        cuda.syncthreads()
-        pl = left_off[t] + sh[tid]
-        pr = right_off[t] + (a - lo) - sh[tid]
-        for i in range(a, e):
-            r = rows[i]
-            if goes_left(bins_t[f, r], sb, ml):
-                p = pl
-                pl += 1
-            else:
-                p = pr
-                pr += 1
-            out_rows[p] = r
+        scatter_block(bins_tf, uint64(feature[k]) * uint64(n_rows), split_bin[k], missing_left[k], rows, out_rows,
+                      t_lo[t], t_hi[t], left_off[t], right_off[t], sh)
 
     return count, offsets, scatter
 
@@ -250,10 +271,12 @@ def partition_rows_cuda(
     n_left = xp.zeros(node.size, dtype=np.int64)
     left_off = xp.empty(node.size, dtype=np.int64)
     right_off = xp.empty(node.size, dtype=np.int64)
-    launch(count, node.size, threads, bins_t, rows, d_node, d_lo, d_hi, d_feat, d_sb, d_ml, n_left)
+    bins_tf, n_rows = bins_t.reshape(-1), int(bins_t.shape[1])  # flat: unsigned offsets in the kernels
+    launch(count, node.size, threads, bins_tf, n_rows, rows, d_node, d_lo, d_hi, d_feat, d_sb, d_ml, n_left)
     nb = launch_blocks(n_nodes, threads)
     launch(offsets, nb, threads, d_st, d_first, d_lo, d_hi, n_left, left_off, right_off, out)
-    launch(scatter, node.size, threads, bins_t, rows, out_rows, d_node, d_lo, d_hi, d_feat, d_sb, d_ml, left_off, right_off)
+    launch(scatter, node.size, threads, bins_tf, n_rows, rows, out_rows, d_node, d_lo, d_hi, d_feat, d_sb, d_ml,
+           left_off, right_off)
     return out
 
 

@@ -150,9 +150,11 @@ def block_scan_factory() -> Any:
     exactly when the sequential scan would reach and accept it: the right child's rows and hessian only
     shrink along a scan, so once one is too small every later one is).
 
-    Called by every thread of a block (it synchronises), with ``sh`` the staged ``(1, 1, 256, 3)``
-    histogram and shared scratch ``pre`` ``(2, 256, 3)`` float64, ``red_g`` / ``red_i`` (block size,
-    a power of two) float64 / int64. Returns the scan's tuple to every thread.
+    Returns ``scan_into(hist, s, f, nb, G, H, C, l2, mcw, msl, min_gain, sh, pre, red_g, red_i, t_gain,
+    t_bin, t_ml, t_left, k, jf)``, called by every thread of a block (it synchronises): it stages
+    ``hist[s, f]`` in the shared ``(1, 1, 256, 3)`` float64 ``sh``, scans it with the shared scratch
+    ``pre`` ``(2, 256, 3)`` float64 and ``red_g`` / ``red_i`` (block size, a power of two; float64 /
+    int64), and stores the candidate (the scan's tuple) at ``[k, jf]`` of the ``t_*`` outputs.
     """
     from kernels._cuda import cuda as _cuda
 
@@ -244,7 +246,23 @@ def block_scan_factory() -> Any:
             ml = 1
         return red_g[0], b, ml, gl, hl, cl
 
-    return block_scan
+    @cuda.jit(device=True)
+    def scan_into(hist, s, f, nb, G, H, C, l2, mcw, msl, min_gain, sh, pre, red_g, red_i, t_gain, t_bin, t_ml, t_left,
+                  k, jf):  # pragma: no cover - compiled
+        # stage hist[s, f] (256 x 3) in shared memory, coalesced; scan; thread 0 stores the candidate
+        for t in range(cuda.threadIdx.x, 768, cuda.blockDim.x):
+            sh[0, 0, t // 3, t % 3] = hist[s, f, t // 3, t % 3]
+        cuda.syncthreads()
+        gain, b, ml, gl, hl, cl = block_scan(sh, nb, G, H, C, l2, mcw, msl, min_gain, pre, red_g, red_i)
+        if cuda.threadIdx.x == 0:
+            t_gain[k, jf] = gain
+            t_bin[k, jf] = b
+            t_ml[k, jf] = ml
+            t_left[k, jf, 0] = gl
+            t_left[k, jf, 1] = hl
+            t_left[k, jf, 2] = cl
+
+    return scan_into
 
 
 def _empty(k: int, xp: Any = np) -> Splits:
@@ -391,7 +409,7 @@ def _cuda_kernels():
 
     global cuda  # module global: the CUDA simulator swaps it for its fake module
     cuda = _cuda()
-    scan = block_scan_factory()
+    scan_into = block_scan_factory()
     nt_scan = scan_threads()
 
     @cuda.jit
@@ -407,18 +425,8 @@ def _cuda_kernels():
         k = j // nf
         jf = j - k * nf
         f = features[jf]
-        s = slots[k]
-        for t in range(cuda.threadIdx.x, N_BINS * CHANNELS, cuda.blockDim.x):
-            sh[0, 0, t // CHANNELS, t % CHANNELS] = hist[s, f, t // CHANNELS, t % CHANNELS]
-        cuda.syncthreads()
-        gain, b, ml, gl, hl, cl = scan(sh, n_bins[f], sums[k, 0], sums[k, 1], sums[k, 2], l2, mcw, msl, min_gain, pre, red_g, red_i)
-        if cuda.threadIdx.x == 0:
-            t_gain[k, jf] = gain
-            t_bin[k, jf] = b
-            t_ml[k, jf] = ml
-            t_left[k, jf, 0] = gl
-            t_left[k, jf, 1] = hl
-            t_left[k, jf, 2] = cl
+        scan_into(hist, slots[k], f, n_bins[f], sums[k, 0], sums[k, 1], sums[k, 2], l2, mcw, msl, min_gain, sh, pre,
+                  red_g, red_i, t_gain, t_bin, t_ml, t_left, k, jf)
 
     @cuda.jit
     def per_node(features, t_gain, t_bin, t_ml, t_left, gain, feat, sbin, ml, left):  # pragma: no cover
