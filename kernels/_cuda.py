@@ -191,12 +191,18 @@ def _config(griddim: Any, blockdim: Any) -> Any:
     return config
 
 
-def _launch_prepared(prepared: Any, griddim: Any, blockdim: Any, args: tuple[Any, ...]) -> None:
+def _packed(prepared: Any, griddim: Any, blockdim: Any, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    """(``cuda.core.launch``, its arguments) for one launch of a prepared overload."""
     packers, cukernel, core_launch, stream = prepared
     params: list[Any] = []
     for pack, a in zip(packers, args):
         pack(a, params)
-    core_launch(stream, _config(griddim, blockdim), cukernel, *params)
+    return core_launch, (stream, _config(griddim, blockdim), cukernel, *params)
+
+
+def _launch_prepared(prepared: Any, griddim: Any, blockdim: Any, args: tuple[Any, ...]) -> None:
+    core_launch, params = _packed(prepared, griddim, blockdim, args)
+    core_launch(*params)
 
 
 #: Whether the direct launch gave the right result on this process's GPU (None: not probed yet).
@@ -306,16 +312,8 @@ def bind(kernel: Any, griddim: Any, blockdim: Any, *args: Any) -> Any:
     prepared = _PREPARED.get(key)
     if not prepared:
         return None
-    packers, cukernel, core_launch, stream = prepared
-    params: list[Any] = []
-    for pack, a in zip(packers, args):
-        pack(a, params)
-    config = _config(griddim, blockdim)
-
-    def call() -> None:
-        core_launch(stream, config, cukernel, *params)
-
-    return call
+    core_launch, params = _packed(prepared, griddim, blockdim, args)
+    return lambda: core_launch(*params)
 
 
 def upload(xp: Any, *arrays: Any) -> tuple[Any, ...]:

@@ -257,8 +257,6 @@ def subtract_histograms_cpu(hist, parents, children, features) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------------- CUDA twin
-#: Features per block of the CUDA zero and subtract kernels' compilation key.
-CUDA_FEATURE_GROUP = 8
 #: Most features a histogram block holds (shared memory: 14 x 256 x 3 float32 = 42 KiB).
 MAX_FEATURE_GROUP = 14
 
@@ -277,7 +275,7 @@ def feature_group(n_features: int) -> int:
 
 
 @functools.cache
-def _cuda_kernels(fg: int):
+def _cuda_kernels():
     """The zero and subtract kernels (the build kernel is :mod:`kernels.gbdt_level`'s ``build_level``)."""
     from kernels._cuda import cuda as _cuda
 
@@ -334,7 +332,7 @@ def build_histograms_cuda(bins, gh, rows, starts, counts, slots, features, hist,
     st = _host(starts, np.int64)
     ct = _host(counts, np.int64)
     fe = _host(features, np.int64)
-    zero, _ = _cuda_kernels(CUDA_FEATURE_GROUP)
+    zero, _ = _cuda_kernels()
     if len(st) == 0 or len(fe) == 0:
         return hist
     sl = _host(slots, np.int64)
@@ -363,7 +361,7 @@ def subtract_histograms_cuda(hist, parents, children, features, threads: int | N
     fe = _host(features, np.int64)
     if len(pa) == 0 or len(fe) == 0:
         return hist
-    _, subtract = _cuda_kernels(CUDA_FEATURE_GROUP)
+    _, subtract = _cuda_kernels()
     blocks = launch_blocks(len(pa) * len(fe) * 768, threads, 4096)
     launch(subtract, blocks, threads, hist, *upload(xp, pa, _host(children, np.int64), fe))
     return hist

@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from types import SimpleNamespace
 
 __all__ = [
-    "ABSENT", "BUILD", "LEAF", "N_FLOAT", "N_INT", "SPLIT", "SUBTRACT", "TILE", "LevelKernels", "level_kernels",
+    "ABSENT", "BUILD", "LEAF", "N_FLOAT", "N_INT", "SPLIT", "SUBTRACT", "TILE", "level_kernels",
 ]
 
 # int64 node columns
@@ -64,17 +64,11 @@ TILE = 1024
 MAX_LEVEL = 512
 
 
-class LevelKernels:
-    """The compiled level kernels of one launch geometry (attributes named as the module doc's)."""
-
-    def __init__(self, **kernels: Any) -> None:
-        self.__dict__.update(kernels)
-
-
 @functools.cache
-def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
-    """Compile the level kernels: histograms in groups of ``fg`` features, ``threads`` threads a block,
-    ``items`` consecutive positions a thread in the partition's scatter pass."""
+def level_kernels(fg: int, threads: int, items: int) -> SimpleNamespace:
+    """Compile the level kernels (attributes named as the module doc's): histograms in groups of ``fg``
+    features, ``threads`` threads a block, ``items`` consecutive positions a thread in the partition's
+    scatter pass."""
     from numba import float32, float64, int64, uint32, uint64
 
     from kernels._cuda import cuda as _cuda
@@ -105,6 +99,20 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
         if count >= 2 * msl and hess >= 2 * mcw:
             return 1
         return 0
+
+    @cuda.jit(device=True)
+    def make_child(ni, nf, c, start, count, g, h, depth, max_depth, lr, l2, mcw, msl):  # pragma: no cover - compiled
+        # a new leaf at heap index c: its range, totals and value; returns (and records) whether it may split
+        ni[c, START] = start
+        ni[c, COUNT] = count
+        ni[c, STATE] = LEAF
+        nf[c, G] = g
+        nf[c, H] = h
+        nf[c, C] = float64(count)
+        nf[c, VALUE] = leaf_value(g, h, lr, l2)
+        can = may_split(depth, max_depth, count, h, msl, mcw)
+        ni[c, CAN] = can
+        return can
 
     @cuda.jit
     def root_plan(ni, m, hchunk, bt_node, bt_lo, bt_hi, cnt):  # pragma: no cover
@@ -284,24 +292,8 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
             hr = nf[h, H] - hl
             lh = 2 * h + 1
             rh = lh + 1
-            ni[lh, START] = start
-            ni[lh, COUNT] = nl
-            ni[lh, STATE] = LEAF
-            nf[lh, G] = gl
-            nf[lh, H] = hl
-            nf[lh, C] = float64(nl)
-            nf[lh, VALUE] = leaf_value(gl, hl, lr, l2)
-            ni[rh, START] = start + nl
-            ni[rh, COUNT] = nr
-            ni[rh, STATE] = LEAF
-            nf[rh, G] = gr
-            nf[rh, H] = hr
-            nf[rh, C] = float64(nr)
-            nf[rh, VALUE] = leaf_value(gr, hr, lr, l2)
-            can_l = may_split(depth + 1, max_depth, nl, hl, msl, mcw)
-            can_r = may_split(depth + 1, max_depth, nr, hr, msl, mcw)
-            ni[lh, CAN] = can_l
-            ni[rh, CAN] = can_r
+            can_l = make_child(ni, nf, lh, start, nl, gl, hl, depth + 1, max_depth, lr, l2, mcw, msl)
+            can_r = make_child(ni, nf, rh, start + nl, nr, gr, hr, depth + 1, max_depth, lr, l2, mcw, msl)
             p_n[k] = (count + pchunk - 1) // pchunk
             if can_l or can_r:
                 small = lh if nl <= nr else rh
@@ -440,7 +432,7 @@ def level_kernels(fg: int, threads: int, items: int) -> LevelKernels:
                     h = 2 * h + 2
             raw[i] += nf[h, VALUE]
 
-    return LevelKernels(
+    return SimpleNamespace(
         root_plan=root_plan, root_sums=root_sums, zero_level=zero_level, build_level=build_level,
         subtract_level=subtract_level, split_level=split_level, plan_level=plan_level, count_level=count_level,
         offsets_level=offsets_level, scatter_level=scatter_level, add_tree=add_tree,

@@ -231,11 +231,7 @@ _FOREST_DTYPES = (np.int64, np.int32, np.float32, np.int32, np.uint8, np.int32, 
 
 
 def _forest_host(forest: Forest) -> Forest:
-    return Forest(
-        _host(forest.offsets, np.int64), _host(forest.feature, np.int32), _host(forest.threshold, np.float32),
-        _host(forest.split_bin, np.int32), _host(forest.missing_left, np.uint8), _host(forest.left, np.int32),
-        _host(forest.right, np.int32), _host(forest.value, np.float64),
-    )
+    return Forest(*(_host(a, d) for a, d in zip(forest, _FOREST_DTYPES)))
 
 
 def predict_raw_cpu(x, forest: Forest, out) -> np.ndarray:
@@ -334,10 +330,9 @@ def _cuda_kernels():
 
 def _forest_device(forest: Forest, xp: Any) -> Forest:
     """The forest in ``xp`` with the kernels' dtypes: as it is when it is there already, else one upload."""
-    host = _forest_host(forest) if any(type(a).__module__.startswith("numpy") for a in forest) else None
-    if host is None and all(a.dtype == h for a, h in zip(forest, _FOREST_DTYPES)):
+    if all(not isinstance(a, np.ndarray) and a.dtype == d for a, d in zip(forest, _FOREST_DTYPES)):
         return forest
-    return Forest(*upload(xp, *(host if host is not None else _forest_host(forest))))
+    return Forest(*upload(xp, *_forest_host(forest)))
 
 
 def predict_raw_cuda(x, forest: Forest, out, blocks: int | None = None, threads: int | None = None) -> Any:
