@@ -291,18 +291,19 @@ def gpu_bandwidth(rows: int = 20_000_000, features: int = 20, bins: int = 10, re
                     geometry[f"{per_sm}x{threads}"] = timed(trial.launch, max(3, repeat // 3))
                 except Exception:  # e.g. too many registers for this many threads a block: not a candidate
                     continue
-    # register caps (launch bounds for 4-6 blocks of 256 threads a multiprocessor; spills possible):
-    # the same counts, faster or not
+    # kernel variants: loads in flight a thread (unroll) and register caps (launch bounds for 4-6
+    # blocks of 256 threads a multiprocessor; spills possible); kept only with the same counts
     want = plan.result().counts
-    bounded = {}
-    for per_sm in () if simulator() else (4, 5, 6):
-        trial = CudaBinnedStats(x, edges, sketch.shift, blocks=per_sm * multiprocessors(), threads=256, blocks_per_sm=per_sm)
+    variants = {}
+    for unroll, per_sm in () if simulator() else ((4, None), (4, 4), (8, 4), (8, 5), (16, None), (8, 6)):
+        blocks = (per_sm or 3) * multiprocessors()
+        trial = CudaBinnedStats(x, edges, sketch.shift, blocks=blocks, threads=256, blocks_per_sm=per_sm, unroll=unroll)
         try:
             ms = timed(trial.launch, max(3, repeat // 3))
         except Exception:  # cannot compile or launch with that cap: not a candidate
             continue
         if bool((trial.result().counts == want).all()):
-            bounded[f"{per_sm}x256"] = ms
+            variants[f"unroll {unroll}, {f'cap {per_sm}x256' if per_sm else 'no cap'}"] = ms
     call_ms = timed(lambda: binned_stats(x, edges, sketch.shift).counts.sum(), repeat)
     copy_ms = _copy_ms(x, timed, repeat)
 
@@ -335,7 +336,7 @@ def gpu_bandwidth(rows: int = 20_000_000, features: int = 20, bins: int = 10, re
         "compare_ms": compare_ms,
         "exact_vs_reference": exact,
         "geometry_ms": geometry,
-        "register_bound_ms": bounded,
+        "variant_ms": variants,
     }
 
 

@@ -234,8 +234,10 @@ def binned_stats_reference(x: np.ndarray, edges: Any, shift: Any = None) -> Binn
 LINEAR_MAX = 64
 #: Up to this many interior edges the CUDA twin keeps a thread's edges in registers.
 REGISTER_EDGES = 16
-#: Loads a CUDA thread issues before using the first (row-major layout).
+#: Loads a CUDA thread keeps in flight (row-major layout): the next batch is loaded while one is counted.
 UNROLL = 8
+#: A CUDA thread counts in float32 registers, exact up to this many values of one column.
+EXACT_COUNT = 1 << 24
 
 
 def edges_for(inner: np.ndarray, dtype: Any) -> np.ndarray:
@@ -391,7 +393,7 @@ def _cuda_module() -> Any:
 
 @functools.cache
 def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool, flat: bool = False,
-                 bounds: tuple[int, int] | None = None):
+                 bounds: tuple[int, int] | None = None, unroll: int = UNROLL):
     """CUDA kernel specialised at compile time for ``f`` columns with ``m`` interior edges each.
 
     ``bounds``: launch bounds ``(threads a block, blocks a multiprocessor)`` that cap the registers
@@ -435,16 +437,19 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
 
     @cuda.jit(device=True)
     def visit(raw, j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss):  # pragma: no cover
+        if reg:
+            # Branch-free (a NaN compares false with every edge and is masked out of the moments):
+            # no histogram atomic per value, each edge's count of the values at or above it is a
+            # register; min and max are kept in the data's dtype (exact for float32).
+            ok = raw == raw
+            for k in range(m):
+                ge[k] += float32(e[k] <= raw)
+            d = float64(raw) - shv if ok else 0.0
+            mn = raw if raw < mn else mn
+            mx = raw if raw > mx else mx
+            return mn, mx, s + d, ss + d * d, miss + int32(not ok)
         if raw != raw:
             return mn, mx, s, ss, miss + 1
-        if reg:
-            # no histogram atomic per value: count the values at or above each edge (registers)
-            for k in range(m):
-                if e[k] <= raw:
-                    ge[k] += 1
-            v = float64(raw)
-            d = v - shv
-            return min(mn, v), max(mx, v), s + d, ss + d * d, miss
         if shared_edges:
             b = bin_search(sh_edges, j * m, raw)
         else:
@@ -455,9 +460,10 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
             cuda.atomic.add(sh_hist, j * width + b, uint32(1))
         else:
             cuda.atomic.add(hist, (j, b), int64(1))
-        v = float64(raw)
-        d = v - shv
-        return min(mn, v), max(mx, v), s + d, ss + d * d, miss
+        d = float64(raw) - shv
+        mn = raw if raw < mn else mn
+        mx = raw if raw > mx else mx
+        return mn, mx, s + d, ss + d * d, miss
 
     @cuda.jit(device=True)
     def rows_seen(i0, r, n):  # pragma: no cover - compiled
@@ -479,9 +485,9 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
         prev = valid
         for k in range(m):
             if k < last:
-                add_count(sh_hist, hist, j, k, prev - ge[k])
-                prev = ge[k]
-            ge[k] = 0
+                add_count(sh_hist, hist, j, k, prev - int32(ge[k]))
+                prev = int32(ge[k])
+            ge[k] = 0.0
         add_count(sh_hist, hist, j, last, prev)
 
     jit = cuda.jit(launch_bounds=bounds) if bounds else cuda.jit  # (the simulator takes no bounds)
@@ -496,10 +502,11 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
         sh_sumsq = cuda.shared.array(f, float64)
         sh_miss = cuda.shared.array(f, int64)
         e = cuda.local.array(mr, edt)
-        ge = cuda.local.array(mr, int32)
+        ge = cuda.local.array(mr, float32)
         for k in range(mr):
-            ge[k] = 0
-        buf = cuda.local.array(UNROLL, edt)
+            ge[k] = 0.0
+        buf = cuda.local.array(unroll, edt)
+        nxt = cuda.local.array(unroll, edt)
         tid = cuda.threadIdx.x
         bdim = cuda.blockDim.x
         if shared_hist:
@@ -521,7 +528,7 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
         if not col_major:
             # Row-major: thread g always reads column g % f of rows g // f, + R, + 2R, ...: a warp
             # reads consecutive addresses (coalesced) and each thread keeps one column's edges and
-            # moments in registers; UNROLL loads are in flight before they are used.
+            # moments in registers; unroll loads are in flight before they are used.
             r = rows_per_step
             if g < r * f:
                 j = g % f
@@ -529,42 +536,53 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
                 load_edges(e, inner_flat, j)
                 last = nbins[j] - 1
                 shv = shift[j]
-                mn = inf
-                mx = -inf
+                mn = edt(inf)
+                mx = edt(-inf)
                 s = 0.0
                 ss = 0.0
-                miss = 0
+                miss = int32(0)
                 if flat:
                     step = uint64(r) * uint64(row_stride)
                     q = uint64(i) * uint64(row_stride) + uint64(col0 + j)
-                    while i + (UNROLL - 1) * r < n:
-                        for u in range(UNROLL):  # all loads issued before the first is used
+                    if i + (unroll - 1) * r < n:
+                        # Software pipelined: the next unroll loads are issued before this batch is
+                        # counted, so they are in flight while it is (the compiler cannot sink
+                        # them past the loop's back edge).
+                        for u in range(unroll):
                             buf[u] = xf[q]
                             q += step
-                        for u in range(UNROLL):
+                        i += unroll * r
+                        while i + (unroll - 1) * r < n:
+                            for u in range(unroll):
+                                nxt[u] = xf[q]
+                                q += step
+                            for u in range(unroll):
+                                mn, mx, s, ss, miss = visit(buf[u], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
+                                buf[u] = nxt[u]
+                            i += unroll * r
+                        for u in range(unroll):
                             mn, mx, s, ss, miss = visit(buf[u], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
-                        i += UNROLL * r
                     while i < n:
                         mn, mx, s, ss, miss = visit(xf[q], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
                         q += step
                         i += r
                 else:
-                    while i + (UNROLL - 1) * r < n:
-                        for u in range(UNROLL):  # all loads issued before the first is used
+                    while i + (unroll - 1) * r < n:
+                        for u in range(unroll):  # all loads issued before the first is used
                             buf[u] = x[i + u * r, j]
-                        for u in range(UNROLL):
+                        for u in range(unroll):
                             mn, mx, s, ss, miss = visit(buf[u], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
-                        i += UNROLL * r
+                        i += unroll * r
                     while i < n:
                         mn, mx, s, ss, miss = visit(x[i, j], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
                         i += r
                 if reg:
                     flush_ge(ge, rows_seen(g // f, r, n) - miss, j, last, sh_hist, hist)
-                cuda.atomic.min(sh_min, j, mn)
-                cuda.atomic.max(sh_max, j, mx)
+                cuda.atomic.min(sh_min, j, float64(mn))
+                cuda.atomic.max(sh_max, j, float64(mx))
                 cuda.atomic.add(sh_sum, j, s)
                 cuda.atomic.add(sh_sumsq, j, ss)
-                cuda.atomic.add(sh_miss, j, miss)
+                cuda.atomic.add(sh_miss, j, int64(miss))
         elif n > 0:
             # Column-major: a grid-stride loop over the flat column-major index (coalesced); a thread
             # flushes its registers when it crosses into the next column.
@@ -572,11 +590,11 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
             j = g // n
             i = g - j * n
             cur = j
-            mn = inf
-            mx = -inf
+            mn = edt(inf)
+            mx = edt(-inf)
             s = 0.0
             ss = 0.0
-            miss = 0
+            miss = int32(0)
             last = 0
             shv = 0.0
             if cur < f:
@@ -595,16 +613,16 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
                     if reg:
                         flush_ge(ge, seen - miss, cur, last, sh_hist, hist)
                     seen = 0
-                    cuda.atomic.min(sh_min, cur, mn)
-                    cuda.atomic.max(sh_max, cur, mx)
+                    cuda.atomic.min(sh_min, cur, float64(mn))
+                    cuda.atomic.max(sh_max, cur, float64(mx))
                     cuda.atomic.add(sh_sum, cur, s)
                     cuda.atomic.add(sh_sumsq, cur, ss)
-                    cuda.atomic.add(sh_miss, cur, miss)
-                    mn = inf
-                    mx = -inf
+                    cuda.atomic.add(sh_miss, cur, int64(miss))
+                    mn = edt(inf)
+                    mx = edt(-inf)
                     s = 0.0
                     ss = 0.0
-                    miss = 0
+                    miss = int32(0)
                     cur = j
                     if cur < f:
                         load_edges(e, inner_flat, cur)
@@ -649,14 +667,18 @@ def binned_stats_cuda(
     Layout. The fast layout is row-major (C-contiguous). With ``R`` rows per grid step, thread ``g``
     reads column ``g % features`` of rows ``g // features + k R``: a warp reads 32 consecutive values
     (coalesced), and each thread keeps its one column's interior edges (up to
-    :data:`REGISTER_EDGES`), min, max, sums and missing count in registers, with :data:`UNROLL`
-    loads in flight. Column-major (F-contiguous) input runs a grid-stride loop over the flat column-major
+    :data:`REGISTER_EDGES`), min, max, sums and missing count in registers. The loop is software
+    pipelined: the next :data:`UNROLL` loads are issued before the current batch is counted, so they
+    are in flight while it is. Column-major (F-contiguous) input runs a grid-stride loop over the flat column-major
     index instead (also coalesced; a thread flushes its registers when it crosses into the next
     column). Other strides are read correctly, without the coalescing.
 
-    With up to :data:`REGISTER_EDGES` interior edges a thread counts, in registers, the values at or
-    above each of its column's edges (a compare and an add per edge, no atomic per value) and turns
-    those counts into bins when it leaves the column: bin ``k`` holds ``ge[k-1] - ge[k]``. With more
+    With up to :data:`REGISTER_EDGES` interior edges a thread counts, in float32 registers, the
+    values at or above each of its column's edges (a compare that yields 1.0 or 0.0 and an add per
+    edge, no branch and no atomic per value; exact because no thread counts more than
+    :data:`EXACT_COUNT` values of a column) and turns those counts into bins when it leaves the
+    column: bin ``k`` holds ``ge[k-1] - ge[k]``. A missing value compares false with every edge and is
+    masked out of the moments without a branch. With more
     edges each value's bin is found by binary search and counted with a 32-bit shared-memory
     ``atomic.add``. Either way histograms are per block in shared memory, added to the global int64
     histogram once per block; per-block moments are reduced on the device afterwards. Columns are
@@ -673,9 +695,15 @@ class CudaBinnedStats:
     :meth:`result` reduces the per-block partials into :class:`BinnedStats`."""
 
     def __init__(self, x: Any, edges: Any, shift: Any = None, blocks: int | None = None, threads: int | None = None,
-                 blocks_per_sm: int | None = None) -> None:
+                 blocks_per_sm: int | None = None, unroll: int = UNROLL) -> None:
         """``blocks_per_sm``: compile with launch bounds that fit that many blocks of ``threads`` on a
-        multiprocessor (fewer registers, maybe spills); None: the compiler's choice."""
+        multiprocessor (fewer registers, maybe spills); None: the compiler's choice. ``unroll``: loads
+        a thread keeps in flight in the row-major loop.
+
+        The grid is widened where needed so that no thread counts more than :data:`EXACT_COUNT`
+        values of a column (its counters are float32 registers)."""
+        if int(unroll) < 1:
+            raise ValueError(f"unroll: expected at least 1, got {unroll}")
         from kernels._cuda import DeviceIO, grid_threads
 
         _check_x(x)
@@ -699,11 +727,12 @@ class CudaBinnedStats:
         for a, b in groups:
             fg = b - a
             bounds = (nthreads, int(blocks_per_sm)) if blocks_per_sm else None
-            kernel = _cuda_kernel(fg, m, str(x.dtype), col_major, shared_hist, flat, bounds)
+            kernel = _cuda_kernel(fg, m, str(x.dtype), col_major, shared_hist, flat, bounds, int(unroll))
             if col_major:
-                rows_per_step, launch_blocks = 0, nblocks
+                # a thread sees at most ceil(rows / grid size) + 1 values of a column
+                rows_per_step, launch_blocks = 0, max(nblocks, -(-self.n // ((EXACT_COUNT - 1) * nthreads)))
             else:
-                rows_per_step = max(1, (nblocks * nthreads) // fg)
+                rows_per_step = max(1, (nblocks * nthreads) // fg, -(-self.n // EXACT_COUNT))
                 launch_blocks = -(-(rows_per_step * fg) // nthreads)
             part = (
                 io.full((launch_blocks, fg), np.inf, np.float64),

@@ -63,6 +63,40 @@ print("ok")
     assert proc.stdout.strip().endswith("ok")
 
 
+def test_binned_stats_cuda_pipelined_loop_and_exact_count_limit(cudasim):
+    # one block of 32 threads on 3 columns: 10 rows a grid step, about 40 rows a thread, so the
+    # software-pipelined loop runs several batches and a tail for every unroll
+    proc = cudasim(
+        _COMMON
+        + """
+import kernels.binned_stats as bs
+x, edges, shift = data(4, 401, 3, np.float32, "C")
+ref = binned_stats_reference(x, edges, shift)
+for unroll in (1, 2, 3, 8):
+    plan = bs.CudaBinnedStats(x, edges, shift, blocks=1, threads=32, unroll=unroll)
+    plan.launch()
+    same_stats(plan.result(), ref, 1e-6)
+# counters are float32: a thread may count no more values of a column than EXACT_COUNT; a lower
+# limit must widen the grid, not change the result
+bs.EXACT_COUNT = 8
+for order in ("C", "F"):
+    xo = np.asarray(x, order=order)
+    plan = bs.CudaBinnedStats(xo, edges, shift, blocks=1, threads=32)
+    assert plan.launches[0][1] > 1, plan.launches[0][1]
+    plan.launch()
+    same_stats(plan.result(), ref, 1e-6)
+try:
+    bs.CudaBinnedStats(x, edges, unroll=0)
+except ValueError as exc:
+    assert "unroll" in str(exc)
+else:
+    raise AssertionError("unroll=0 accepted")
+print("ok")
+"""
+    )
+    assert proc.stdout.strip().endswith("ok")
+
+
 def test_category_counts_cuda_twin_matches_cpu_and_reference(cudasim):
     proc = cudasim(
         _COMMON
@@ -113,7 +147,7 @@ def test_binned_stats_on_device_matches_cpu(order):
 @pytest.mark.gpu
 @gpu
 def test_binned_stats_with_a_register_cap_matches_cpu():
-    """Launch bounds change the register allocation (and may spill), never the results."""
+    """Launch bounds and loads in flight change the register allocation (and may spill), never the results."""
     import cupy
 
     from kernels.binned_stats import CudaBinnedStats, binned_stats_cpu
@@ -122,13 +156,15 @@ def test_binned_stats_with_a_register_cap_matches_cpu():
     x = rng.normal(size=(1_000_000, 20)).astype(np.float32)
     x[rng.random(x.shape) < 0.01] = np.nan
     edges = np.quantile(rng.normal(size=(10_000, 20)), np.linspace(0, 1, 11), axis=0).T.copy()
-    plan = CudaBinnedStats(cupy.asarray(x), edges, blocks_per_sm=5)
-    plan.launch()
-    dev = plan.result().to_numpy()
     cpu = binned_stats_cpu(x, edges)
-    np.testing.assert_array_equal(dev.counts, cpu.counts)
-    np.testing.assert_array_equal(dev.missing, cpu.missing)
-    np.testing.assert_allclose(dev.sum, cpu.sum, rtol=1e-9, atol=1e-6)
+    for unroll, per_sm in ((8, 5), (4, 4), (16, None)):
+        plan = CudaBinnedStats(cupy.asarray(x), edges, blocks_per_sm=per_sm, unroll=unroll)
+        plan.launch()
+        dev = plan.result().to_numpy()
+        np.testing.assert_array_equal(dev.counts, cpu.counts)
+        np.testing.assert_array_equal(dev.missing, cpu.missing)
+        np.testing.assert_array_equal(dev.min, cpu.min)
+        np.testing.assert_allclose(dev.sum, cpu.sum, rtol=1e-9, atol=1e-6)
 
 
 @pytest.mark.gpu
