@@ -314,8 +314,10 @@ def build_histograms_cuda(bins, gh, rows, starts, counts, slots, features, hist,
     Grid: x = blocks of ``chunk`` consecutive positions of one node (a node of ``c`` rows gets
     ``ceil(c / chunk)`` blocks), y = even groups of at most :data:`MAX_FEATURE_GROUP` active features
     (:func:`feature_group`). A block
-    accumulates its rows' gradients, hessians and counts for its features in float32 shared memory
-    (shared atomics), then adds the non-empty bins to the node's float64 histogram with global atomics.
+    accumulates its rows' gradients and hessians for its features in float32 shared memory (a bin's
+    pair in one 64-bit word, added by one compare-and-swap loop) and its counts as 32-bit integers
+    (native atomic increments), then adds the non-empty bins to the node's float64 histogram with
+    global atomics.
     The block table (slot, first and end position of each block) is built on the host from
     ``starts``, ``counts`` and ``slots``; the kernel is the level grower's
     (:func:`kernels.gbdt_level.level_kernels` ``build_level``), which reads the bins and gradient

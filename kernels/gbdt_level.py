@@ -69,7 +69,10 @@ def level_kernels(fg: int, threads: int, items: int) -> SimpleNamespace:
     """Compile the level kernels (attributes named as the module doc's): histograms in groups of ``fg``
     features, ``threads`` threads a block, ``items`` consecutive positions a thread in the partition's
     scatter pass."""
-    from numba import float32, float64, int64, uint32, uint64
+    import numpy as np
+    from numba import float64, int64, uint32, uint64
+
+    float32_np = np.float32  # the dtype of a view (a NumPy dtype, also under the simulator)
 
     from kernels._cuda import cuda as _cuda
     from kernels._cuda import simulator
@@ -78,7 +81,7 @@ def level_kernels(fg: int, threads: int, items: int) -> SimpleNamespace:
 
     global cuda  # module global: the CUDA simulator swaps it for its fake module
     cuda = _cuda()
-    width = fg * 256 * 3
+    pairs = fg * 256  # (feature, bin) cells of a block's histograms
     scan_into = block_scan_factory()
     nt_scan = scan_threads()
     goes_left, scatter_block = device_functions(threads, items)
@@ -166,20 +169,42 @@ def level_kernels(fg: int, threads: int, items: int) -> SimpleNamespace:
                 e = rem - jf * 768
                 pool[k, feats[jf], e // 3, e % 3] = 0.0
 
+    @cuda.jit(device=True)
+    def add_pair(sgh, k, gi, hi, tmp, tf):  # pragma: no cover - compiled
+        # (g, h) += (gi, hi) at sgh[k], a pair of float32 in one 64-bit word: one compare-and-swap
+        # loop for both (a float32 atomic add on shared memory is a compare-and-swap loop of its own)
+        old = sgh[k]
+        while True:
+            tmp[0] = old
+            tf[0] = tf[0] + gi
+            tf[1] = tf[1] + hi
+            got = cuda.atomic.cas(sgh, k, old, tmp[0])
+            if got == old:
+                return
+            old = got
+
     @(cuda.jit(launch_bounds=(threads, 6)) if not sim else cuda.jit)  # 6 blocks: at most 40 registers
     def build_level(binsf, n_cols, ghf, rows, bt_node, bt_lo, bt_hi, cnt, first, feats, pool):  # pragma: no cover
         # as the CUDA histogram twin: float32 shared-memory sums per block, float64 atomics across blocks.
-        # The bin matrix and gradient pairs are read through flat views with unsigned offsets (no
-        # negative-index fix-ups), the block's feature columns are held in registers.
-        sh = cuda.shared.array(width, float32)
+        # A bin's gradient and hessian sums share a 64-bit word (one compare-and-swap loop adds both);
+        # its count is a 32-bit integer (a native atomic increment). The bin matrix and gradient
+        # pairs are read through flat views with unsigned offsets (no negative-index fix-ups), the
+        # block's feature columns are held in registers.
+        sgh = cuda.shared.array(pairs, uint64)
+        sc = cuda.shared.array(pairs, uint32)
+        sghf = sgh.view(float32_np)  # (g, h) of bin t at 2t, 2t + 1
         col = cuda.local.array(fg, uint32)
+        bv = cuda.local.array(fg, uint32)
+        tmp = cuda.local.array(1, uint64)
+        tf = tmp.view(float32_np)
         blk = cuda.blockIdx.x
         if blk >= cnt[BUILD_BLOCKS]:
             return
         tid = cuda.threadIdx.x
         nthr = cuda.blockDim.x
-        for t in range(tid, width, nthr):
-            sh[t] = float32(0.0)
+        for t in range(tid, pairs, nthr):
+            sgh[t] = uint64(0)  # both float32 halves 0.0
+            sc[t] = uint32(0)
         f0 = cuda.blockIdx.y * fg
         nfg = min(fg, feats.shape[0] - f0)
         for ff in range(fg):
@@ -191,22 +216,23 @@ def level_kernels(fg: int, threads: int, items: int) -> SimpleNamespace:
             gi = ghf[r * uint64(2)]
             hi = ghf[r * uint64(2) + uint64(1)]
             base = r * stride
+            for ff in range(fg):  # the row's bins first: their loads overlap (col[ff] is a feature even past nfg)
+                bv[ff] = uint32(binsf[base + uint64(col[ff])])
             for ff in range(fg):
                 if ff < nfg:
-                    k = uint64(ff * 768) + uint64(binsf[base + uint64(col[ff])]) * uint64(3)
-                    cuda.atomic.add(sh, k, gi)
-                    cuda.atomic.add(sh, k + uint64(1), hi)
-                    cuda.atomic.add(sh, k + uint64(2), float32(1.0))
+                    k = uint64(ff * 256) + uint64(bv[ff])
+                    add_pair(sgh, k, gi, hi, tmp, tf)
+                    cuda.atomic.add(sc, k, uint32(1))
         cuda.syncthreads()
         s = bt_node[blk] - first
         for t in range(tid, nfg * 256, nthr):
-            c = sh[t * 3 + 2]
+            c = sc[t]
             if c != 0:
                 ff = t // 256
                 b = t - ff * 256
                 f = feats[f0 + ff]
-                cuda.atomic.add(pool, (s, f, b, 0), float64(sh[t * 3]))
-                cuda.atomic.add(pool, (s, f, b, 1), float64(sh[t * 3 + 1]))
+                cuda.atomic.add(pool, (s, f, b, 0), float64(sghf[2 * t]))
+                cuda.atomic.add(pool, (s, f, b, 1), float64(sghf[2 * t + 1]))
                 cuda.atomic.add(pool, (s, f, b, 2), float64(c))
 
     @cuda.jit

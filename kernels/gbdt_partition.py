@@ -166,15 +166,16 @@ def device_functions(threads: int, items: int):
                 c += 1
         sh[tid] = c
         cuda.syncthreads()
-        if tid == 0:
-            acc = 0
-            for j in range(threads):
-                v = sh[j]
-                sh[j] = acc
-                acc += v
-        cuda.syncthreads()
-        pl = left_at + sh[tid]
-        pr = right_at + (a - lo) - sh[tid]
+        off = 1
+        while off < threads:  # inclusive scan of the left counts (Hillis-Steele, log2(threads) steps)
+            v = sh[tid - off] if tid >= off else 0
+            cuda.syncthreads()
+            sh[tid] += v
+            cuda.syncthreads()
+            off *= 2
+        before = sh[tid] - c  # this thread's left rows go after the earlier threads' ones
+        pl = left_at + before
+        pr = right_at + (a - lo) - before
         for i in range(a, e):
             r = rows[i]
             if goes_left(bins_tf[colbase + uint64(r)], sb, ml):
