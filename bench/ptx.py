@@ -11,6 +11,11 @@ hold.
 Needs NVVM and ``ptxas``: the ``nvidia-cuda-nvcc-cu12`` wheel in the dev environment (``make env``).
 Exit status: 0 all compiled, 1 a kernel failed to compile, 3 the toolchain is missing.
 
+``--sass`` also disassembles each kernel (``nvdisasm``, from the ``nvidia-cuda-nvdisasm`` wheel of the
+dev environment) and counts its machine instructions: those of its hot loop (the loop with the most
+global loads; per load, the instructions a value or row costs) and its shared-memory compare-and-swap
+atomics (a float atomic add on shared memory compiles to such a loop).
+
 Occupancy is computed for a Hopper multiprocessor (sm_90: 65,536 registers, 2,048 threads, 32 blocks,
 228 KiB shared memory, registers allocated per warp in units of 256) at the block size the wrapper
 launches with.
@@ -66,6 +71,55 @@ def ptxas_path() -> str:
     return found
 
 
+def nvdisasm_path() -> str:
+    """``nvdisasm`` from the nvidia-cuda-nvdisasm wheel, else from PATH."""
+    try:
+        import nvidia  # type: ignore[import-not-found]
+
+        for base in getattr(nvidia, "__path__", []):
+            for sub in ("cu13", "cuda_nvdisasm"):
+                p = Path(base) / sub / "bin" / "nvdisasm"
+                if p.exists():
+                    return str(p)
+    except ImportError:
+        pass
+    found = shutil.which("nvdisasm")
+    if not found:
+        raise ToolchainMissing("nvdisasm not found: install the dev environment (make env: nvidia-cuda-nvdisasm)")
+    return found
+
+
+_INSTR = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)(\.[A-Z0-9_.]+)?")
+_LABEL = re.compile(r"^\s*(\.L_x_\d+):")
+_BRANCH = re.compile(r"BRA `\((\.L_x_\d+)\)")
+
+
+def sass_summary(text: str) -> dict[str, Any]:
+    """Counts from ``nvdisasm -c`` output: instructions, the hot loop (the backward branch's body with
+    the most global loads, the shortest on a tie: its instructions and loads) and the shared-memory
+    compare-and-swap atomics (``ATOMS.CAS*``: a float atomic add on shared memory, or a
+    compare-and-swap loop written out)."""
+    lines = text.splitlines()
+    instr = [(i, m.group(1), m.group(2) or "") for i, line in enumerate(lines) if (m := _INSTR.search(line))]
+    labels = {m.group(1): i for i, line in enumerate(lines) if (m := _LABEL.match(line))}
+    best: tuple[int, int] | None = None  # (loads, instructions)
+    for i, line in enumerate(lines):
+        m = _BRANCH.search(line)
+        if not m or labels.get(m.group(1), i) >= i:
+            continue
+        lo = labels[m.group(1)]
+        body = [(op, mod) for j, op, mod in instr if lo <= j <= i]
+        loads = sum(1 for op, _ in body if op == "LDG")
+        if loads and (best is None or (loads, -len(body)) > (best[0], -best[1])):
+            best = (loads, len(body))
+    return {
+        "instructions": len(instr),
+        "loop_instructions": best[1] if best else 0,
+        "loop_loads": best[0] if best else 0,
+        "shared_cas": sum(1 for _, op, mod in instr if op == "ATOMS" and mod.startswith(".CAS")),
+    }
+
+
 def _offline_compiler(cc: tuple[int, int]) -> Any:
     """``numba.cuda``, set up to compile without a driver: NVRTC (absent from the nvcc wheel) is only
     asked which architectures it supports and where it lives, so both answers are given here."""
@@ -110,8 +164,8 @@ def occupancy(registers: int, shared: int, threads: int) -> float:
 class Compiler:
     """Stands in for ``launch``: compiles each (kernel, argument types) once and records its use."""
 
-    def __init__(self, cc: tuple[int, int], ptxas: str, workdir: str) -> None:
-        self.cc, self.ptxas, self.workdir = cc, ptxas, workdir
+    def __init__(self, cc: tuple[int, int], ptxas: str, workdir: str, nvdisasm: str | None = None) -> None:
+        self.cc, self.ptxas, self.workdir, self.nvdisasm = cc, ptxas, workdir, nvdisasm
         self.cuda = _offline_compiler(cc)
         self.seen: dict[tuple[int, Any], dict[str, Any]] = {}
         self.case = ""
@@ -134,11 +188,17 @@ class Compiler:
             ptx, _ = self.cuda.compile_ptx(func, sig, cc=self.cc, launch_bounds=bounds)
             path = Path(self.workdir) / f"k{len(self.seen)}.ptx"
             path.write_text(ptx)
-            out = subprocess.run([self.ptxas, f"-arch=sm_{self.cc[0]}{self.cc[1]}", "-v", str(path), "-o", os.devnull],
-                                 capture_output=True, text=True, timeout=300)
+            cubin = path.with_suffix(".cubin") if self.nvdisasm else None
+            out = subprocess.run([self.ptxas, f"-arch=sm_{self.cc[0]}{self.cc[1]}", "-v", str(path), "-o",
+                                  str(cubin) if cubin else os.devnull], capture_output=True, text=True, timeout=300)
             if out.returncode != 0:
                 raise RuntimeError(out.stderr.strip()[-500:])
             rec.update(_ptxas_info(out.stderr))
+            if cubin:
+                dis = subprocess.run([self.nvdisasm, "-c", str(cubin)], capture_output=True, text=True, timeout=300)
+                if dis.returncode != 0:
+                    raise RuntimeError(f"nvdisasm: {dis.stderr.strip()[-500:]}")
+                rec.update(sass_summary(dis.stdout))
             rec["occupancy"] = occupancy(rec["registers"], rec["shared_bytes"], threads)
             rec["ok"] = True
         except Exception as exc:  # reported, not raised: one failing kernel does not hide the others
@@ -214,6 +274,8 @@ def cases() -> list[tuple[str, Callable[[], Any]]]:
         ("drift statistics, 10 bins, row-major float32", lambda: bs.binned_stats_cuda(x32, edges10)),
         ("drift statistics, 10 bins, row-major float32, bounds for 4 blocks/SM",
          lambda: bs.CudaBinnedStats(x32, edges10, blocks_per_sm=4).launch()),
+        ("drift statistics, 10 bins, row-major float32, 4 loads in flight, bounds for 4 blocks/SM",
+         lambda: bs.CudaBinnedStats(x32, edges10, blocks_per_sm=4, unroll=4).launch()),
         ("drift statistics, 10 bins, column-major float32", lambda: bs.binned_stats_cuda(np.asfortranarray(x32), edges10)),
         ("drift statistics, 10 bins, row-major float64", lambda: bs.binned_stats_cuda(x32.astype(np.float64), edges10)),
         ("drift statistics, 100 bins (binary search)", lambda: bs.binned_stats_cuda(x32, edges100)),
@@ -235,15 +297,17 @@ def cases() -> list[tuple[str, Callable[[], Any]]]:
     ]
 
 
-def run(arch: str = "sm_90") -> dict[str, Any]:
-    """Compile every case's kernels; the per-kernel records and any case that failed outright."""
+def run(arch: str = "sm_90", sass: bool = False) -> dict[str, Any]:
+    """Compile every case's kernels; the per-kernel records and any case that failed outright (with
+    ``sass``, each record also has :func:`sass_summary`'s counts)."""
     m = re.fullmatch(r"sm_(\d)(\d+)", arch)
     if not m:
         raise ValueError(f"--arch: expected sm_XY (e.g. sm_90), got {arch!r}")
     cc = (int(m.group(1)), int(m.group(2)))
     ptxas = ptxas_path()
+    dis = nvdisasm_path() if sass else None
     with tempfile.TemporaryDirectory(prefix="trident-ptx-") as work:
-        compiler = Compiler(cc, ptxas, work)
+        compiler = Compiler(cc, ptxas, work, dis)
         _patch(compiler)
         failed_cases = []
         for label, call in cases():
@@ -261,12 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench ptx", description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="sm_90", help="GPU architecture to compile for (default sm_90, Hopper)")
     p.add_argument("--json", help="also write the records to this file")
+    p.add_argument("--sass", action="store_true",
+                   help="also count each kernel's machine instructions (hot loop, shared compare-and-swap atomics)")
     args = p.parse_args(argv)
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         print("bench ptx: unset NUMBA_ENABLE_CUDASIM (the simulator does not compile kernels)", file=sys.stderr)
         return 2
     try:
-        res = run(args.arch)
+        res = run(args.arch, sass=args.sass)
     except ToolchainMissing as exc:
         print(f"bench ptx: {exc}", file=sys.stderr)
         return 3
@@ -282,6 +348,15 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([short, r["case"], r["threads"], "FAILED", r["error"], "", ""])
     print_table(f"CUDA kernels compiled for {res['arch']} (ptxas -v), without a GPU",
                 ["kernel", "case", "threads/block", "registers", "spill bytes", "shared bytes", "occupancy"], rows)
+    if args.sass:
+        srows = []
+        for r in res["kernels"]:
+            if r["ok"]:
+                per = f"{r['loop_instructions'] / r['loop_loads']:.1f}" if r["loop_loads"] else ""
+                srows.append([r["kernel"].replace("kernels.", "").replace("engine.train.", ""), r["case"],
+                              r["instructions"], r["loop_instructions"], r["loop_loads"], per, r["shared_cas"]])
+        print_table(f"Machine instructions ({res['arch']} SASS, nvdisasm)",
+                    ["kernel", "case", "instructions", "hot loop", "its global loads", "per load", "shared CAS"], srows)
     for c in res["failed_cases"]:
         print(f"case failed before launching: {c['case']}: {c['error']}")
     if args.json:
