@@ -54,39 +54,32 @@ class ToolchainMissing(RuntimeError):
     """NVVM or ptxas is not installed."""
 
 
-def ptxas_path() -> str:
-    """``ptxas`` from the nvidia-cuda-nvcc wheel, else from PATH."""
-    try:
-        import nvidia.cuda_nvcc as wheel  # type: ignore[import-not-found]
-
-        for base in getattr(wheel, "__path__", []):
-            p = Path(base) / "bin" / "ptxas"
-            if p.exists():
-                return str(p)
-    except ImportError:
-        pass
-    found = shutil.which("ptxas")
-    if not found:
-        raise ToolchainMissing("ptxas not found: install the dev environment (make env: nvidia-cuda-nvcc-cu12)")
-    return found
-
-
-def nvdisasm_path() -> str:
-    """``nvdisasm`` from the nvidia-cuda-nvdisasm wheel, else from PATH."""
+def _tool(name: str, wheel_dirs: tuple[str, ...], wheel: str) -> str:
+    """A CUDA tool from an ``nvidia`` wheel (``nvidia/<dir>/bin/<name>``), else from PATH."""
     try:
         import nvidia  # type: ignore[import-not-found]
 
         for base in getattr(nvidia, "__path__", []):
-            for sub in ("cu13", "cuda_nvdisasm"):
-                p = Path(base) / sub / "bin" / "nvdisasm"
+            for sub in wheel_dirs:
+                p = Path(base) / sub / "bin" / name
                 if p.exists():
                     return str(p)
     except ImportError:
         pass
-    found = shutil.which("nvdisasm")
+    found = shutil.which(name)
     if not found:
-        raise ToolchainMissing("nvdisasm not found: install the dev environment (make env: nvidia-cuda-nvdisasm)")
+        raise ToolchainMissing(f"{name} not found: install the dev environment (make env: {wheel})")
     return found
+
+
+def ptxas_path() -> str:
+    """``ptxas`` from the nvidia-cuda-nvcc-cu12 wheel, else from PATH."""
+    return _tool("ptxas", ("cuda_nvcc",), "nvidia-cuda-nvcc-cu12")
+
+
+def nvdisasm_path() -> str:
+    """``nvdisasm`` from the nvidia-cuda-nvdisasm wheel, else from PATH."""
+    return _tool("nvdisasm", ("cu13", "cuda_nvdisasm"), "nvidia-cuda-nvdisasm")
 
 
 _INSTR = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)(\.[A-Z0-9_.]+)?")

@@ -234,7 +234,8 @@ def binned_stats_reference(x: np.ndarray, edges: Any, shift: Any = None) -> Binn
 LINEAR_MAX = 64
 #: Up to this many interior edges the CUDA twin keeps a thread's edges in registers.
 REGISTER_EDGES = 16
-#: Loads a CUDA thread keeps in flight (row-major layout): the next batch is loaded while one is counted.
+#: Loads a CUDA thread keeps in flight (row-major float32; float64 half as many, for its registers):
+#: the next batch is loaded while one is counted.
 UNROLL = 8
 #: A CUDA thread counts in float32 registers, exact up to this many values of one column.
 EXACT_COUNT = 1 << 24
@@ -695,18 +696,21 @@ class CudaBinnedStats:
     :meth:`result` reduces the per-block partials into :class:`BinnedStats`."""
 
     def __init__(self, x: Any, edges: Any, shift: Any = None, blocks: int | None = None, threads: int | None = None,
-                 blocks_per_sm: int | None = None, unroll: int = UNROLL) -> None:
+                 blocks_per_sm: int | None = None, unroll: int | None = None) -> None:
         """``blocks_per_sm``: compile with launch bounds that fit that many blocks of ``threads`` on a
         multiprocessor (fewer registers, maybe spills); None: the compiler's choice. ``unroll``: loads
-        a thread keeps in flight in the row-major loop.
+        a thread keeps in flight in the row-major loop (default :data:`UNROLL` for float32, half that
+        for float64, whose 8-byte values take two registers each).
 
         The grid is widened where needed so that no thread counts more than :data:`EXACT_COUNT`
         values of a column (its counters are float32 registers)."""
-        if int(unroll) < 1:
-            raise ValueError(f"unroll: expected at least 1, got {unroll}")
         from kernels._cuda import DeviceIO, grid_threads
 
         _check_x(x)
+        if unroll is None:
+            unroll = UNROLL if x.dtype.itemsize == 4 else UNROLL // 2
+        if int(unroll) < 1:
+            raise ValueError(f"unroll: expected at least 1, got {unroll}")
         self.n, f = x.shape
         self.f = f
         inner, nbins = prepare_edges(edges, f)
@@ -758,9 +762,14 @@ class CudaBinnedStats:
             self.partials.append(part)
 
     def launch(self) -> None:
-        """Run the kernels (asynchronously on the default stream)."""
+        """Run the kernels (asynchronously on the default stream). Each launch starts the histograms
+        from zero, so :meth:`result` describes ``x`` however often it ran."""
         if self.n == 0:
             return
+        if hasattr(self.hist, "fill"):  # CuPy (or NumPy where nothing runs)
+            self.hist.fill(0)
+        else:  # a Numba device array (NumPy input)
+            self.hist.copy_to_device(np.zeros(self.hist.shape, self.hist.dtype))
         for kernel, nb, nt, args in self.launches:
             launch(kernel, nb, nt, *args)
 
