@@ -448,9 +448,9 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
             d = float64(raw) - shv if ok else 0.0
             mn = raw if raw < mn else mn
             mx = raw if raw > mx else mx
-            return mn, mx, s + d, ss + d * d, miss + int32(not ok)
+            return mn, mx, s + d, ss + d * d, miss + float32(raw != raw)  # (a float32 count, as ge)
         if raw != raw:
-            return mn, mx, s, ss, miss + 1
+            return mn, mx, s, ss, miss + float32(1.0)
         if shared_edges:
             b = bin_search(sh_edges, j * m, raw)
         else:
@@ -541,7 +541,7 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
                 mx = edt(-inf)
                 s = 0.0
                 ss = 0.0
-                miss = int32(0)
+                miss = float32(0.0)
                 if flat:
                     step = uint64(r) * uint64(row_stride)
                     q = uint64(i) * uint64(row_stride) + uint64(col0 + j)
@@ -578,7 +578,7 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
                         mn, mx, s, ss, miss = visit(x[i, j], j, e, ge, sh_edges, inner_flat, sh_hist, hist, last, shv, mn, mx, s, ss, miss)
                         i += r
                 if reg:
-                    flush_ge(ge, rows_seen(g // f, r, n) - miss, j, last, sh_hist, hist)
+                    flush_ge(ge, rows_seen(g // f, r, n) - int32(miss), j, last, sh_hist, hist)
                 cuda.atomic.min(sh_min, j, float64(mn))
                 cuda.atomic.max(sh_max, j, float64(mx))
                 cuda.atomic.add(sh_sum, j, s)
@@ -595,7 +595,7 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
             mx = edt(-inf)
             s = 0.0
             ss = 0.0
-            miss = int32(0)
+            miss = float32(0.0)
             last = 0
             shv = 0.0
             if cur < f:
@@ -612,7 +612,7 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
                     j += 1
                 if j != cur:
                     if reg:
-                        flush_ge(ge, seen - miss, cur, last, sh_hist, hist)
+                        flush_ge(ge, seen - int32(miss), cur, last, sh_hist, hist)
                     seen = 0
                     cuda.atomic.min(sh_min, cur, float64(mn))
                     cuda.atomic.max(sh_max, cur, float64(mx))
@@ -623,7 +623,7 @@ def _cuda_kernel(f: int, m: int, dtype: str, col_major: bool, shared_hist: bool,
                     mx = edt(-inf)
                     s = 0.0
                     ss = 0.0
-                    miss = int32(0)
+                    miss = float32(0.0)
                     cur = j
                     if cur < f:
                         load_edges(e, inner_flat, cur)

@@ -183,33 +183,39 @@ def _cuda_module() -> Any:
 
 
 @functools.cache
-def _cuda_kernel(f: int, width: int, col_major: bool, shared_counts: bool):
-    """CUDA kernel specialised at compile time for ``f`` columns of at most ``width`` categories."""
-    from numba import int64, uint32
+def _cuda_kernel(f: int, width: int, col_major: bool, shared_counts: bool, wide: bool = True):
+    """CUDA kernel specialised at compile time for ``f`` columns of at most ``width`` categories.
+
+    Row-major codes are read through a flat view ``cf`` (``row_stride`` codes a row, first column
+    ``col0``) with unsigned running offsets, software pipelined: the next :data:`UNROLL` loads are
+    issued before the current batch is counted. A code is tested without a branch around it (only
+    the shared-memory increment is conditional). ``wide``: codes are compared as int64 (int64, uint32
+    and uint64 codes), else as int32. Invalid codes are not counted here: they are what the valid
+    counts and the missing ones leave of the rows.
+    """
+    from numba import int32, int64, uint32, uint64
 
     global cuda
     cuda = _cuda_module()
     nh = f * width if shared_counts else 1
+    ct = int64 if wide else int32
 
     @cuda.jit(device=True)
-    def visit(v, j, kj, sh_counts, counts, miss, bad):  # pragma: no cover - compiled
-        if v >= 0 and v < kj:
+    def tally(v, j, jbase, kmax, sh_counts, counts, miss):  # pragma: no cover - compiled
+        # v and kmax (the column's largest valid code) of type ct; an int32 tally (Numba would widen it)
+        if (v >= ct(0)) & (v <= kmax):
             if shared_counts:
-                cuda.atomic.add(sh_counts, j * width + v, uint32(1))
+                cuda.atomic.add(sh_counts, uint32(jbase + int32(v)), uint32(1))
             else:
                 cuda.atomic.add(counts, (j, v), int64(1))
-        elif v == -1:
-            miss += 1
-        else:
-            bad += 1
-        return miss, bad
+        return int32(miss + int32(v == ct(-1)))
 
     @cuda.jit
-    def kernel(codes, ncat, rows_per_step, counts, missing, invalid):  # pragma: no cover - compiled
+    def kernel(codes, cf, col0, row_stride, kmaxs, rows_per_step, counts, missing):  # pragma: no cover - compiled
         sh_counts = cuda.shared.array(nh, uint32)
         sh_miss = cuda.shared.array(f, int64)
-        sh_bad = cuda.shared.array(f, int64)
-        buf = cuda.local.array(UNROLL, int64)
+        cur_b = cuda.local.array(UNROLL, ct)
+        nxt_b = cuda.local.array(UNROLL, ct)
         tid = cuda.threadIdx.x
         bdim = cuda.blockDim.x
         if shared_counts:
@@ -217,7 +223,6 @@ def _cuda_kernel(f: int, width: int, col_major: bool, shared_counts: bool):
                 sh_counts[t] = 0
         for t in range(tid, f, bdim):
             sh_miss[t] = 0
-            sh_bad[t] = 0
         cuda.syncthreads()
         n = codes.shape[0]
         g = cuda.grid(1)
@@ -227,39 +232,47 @@ def _cuda_kernel(f: int, width: int, col_major: bool, shared_counts: bool):
             if g < r * f:
                 j = g % f
                 i = g // f
-                kj = ncat[j]
-                miss = 0
-                bad = 0
-                while i + (UNROLL - 1) * r < n:
-                    for u in range(UNROLL):  # all loads issued before the first is used
-                        buf[u] = int64(codes[i + u * r, j])
+                kmax = ct(kmaxs[j])
+                jbase = int32(j * width)
+                miss = int32(0)
+                step = uint64(r) * uint64(row_stride)
+                q = uint64(i) * uint64(row_stride) + uint64(col0 + j)
+                if i + (UNROLL - 1) * r < n:
                     for u in range(UNROLL):
-                        miss, bad = visit(buf[u], j, kj, sh_counts, counts, miss, bad)
+                        cur_b[u] = ct(cf[q])
+                        q += step
                     i += UNROLL * r
+                    while i + (UNROLL - 1) * r < n:
+                        for u in range(UNROLL):  # the next batch is in flight while this one is counted
+                            nxt_b[u] = ct(cf[q])
+                            q += step
+                        for u in range(UNROLL):
+                            miss = tally(cur_b[u], j, jbase, kmax, sh_counts, counts, miss)
+                            cur_b[u] = nxt_b[u]
+                        i += UNROLL * r
+                    for u in range(UNROLL):
+                        miss = tally(cur_b[u], j, jbase, kmax, sh_counts, counts, miss)
                 while i < n:
-                    miss, bad = visit(int64(codes[i, j]), j, kj, sh_counts, counts, miss, bad)
+                    miss = tally(ct(cf[q]), j, jbase, kmax, sh_counts, counts, miss)
+                    q += step
                     i += r
-                cuda.atomic.add(sh_miss, j, miss)
-                cuda.atomic.add(sh_bad, j, bad)
+                cuda.atomic.add(sh_miss, j, int64(miss))
         elif n > 0:
             # column-major: grid-stride over the flat column-major index; flush on a column change
             stride = cuda.gridsize(1)
             j = g // n
             i = g - j * n
             cur = j
-            miss = 0
-            bad = 0
+            miss = int32(0)
             while j < f:
-                miss, bad = visit(int64(codes[i, j]), j, ncat[j], sh_counts, counts, miss, bad)
+                miss = tally(ct(codes[i, j]), j, int32(j * width), ct(kmaxs[j]), sh_counts, counts, miss)
                 i += stride
                 while i >= n:
                     i -= n
                     j += 1
                 if j != cur:
-                    cuda.atomic.add(sh_miss, cur, miss)
-                    cuda.atomic.add(sh_bad, cur, bad)
-                    miss = 0
-                    bad = 0
+                    cuda.atomic.add(sh_miss, cur, int64(miss))
+                    miss = int32(0)
                     cur = j
         cuda.syncthreads()
         if shared_counts:
@@ -270,8 +283,6 @@ def _cuda_kernel(f: int, width: int, col_major: bool, shared_counts: bool):
         for t in range(tid, f, bdim):
             if sh_miss[t] != 0:
                 cuda.atomic.add(missing, t, sh_miss[t])
-            if sh_bad[t] != 0:
-                cuda.atomic.add(invalid, t, sh_bad[t])
 
     return kernel
 
@@ -280,9 +291,10 @@ def category_counts_cuda(codes: Any, n_categories: Any, blocks: int | None = Non
     """CUDA twin (``@cuda.jit``); CuPy input gives CuPy output, NumPy input NumPy output.
 
     Row-major (C-contiguous) codes are the fast layout: thread ``g`` reads column ``g % features``,
-    so a warp's reads are coalesced and each thread's missing / invalid tallies stay in registers.
-    Counts are per block in shared memory (32-bit atomics) and added to the global counts once per
-    block; with too many categories for shared memory they go to global memory directly.
+    so a warp's reads are coalesced and each thread's missing tally stays in a register (other
+    row-major strides are copied to C order first). Counts are per block in shared memory (32-bit
+    atomics) and added to the global counts once per block; with too many categories for shared
+    memory they go to global memory directly. Invalid codes are the rows neither counted nor missing.
     """
     from kernels._cuda import SHARED_BYTES, DeviceIO, grid_threads
 
@@ -294,37 +306,43 @@ def category_counts_cuda(codes: Any, n_categories: Any, blocks: int | None = Non
     d_codes = io.to_device(codes)
     counts = io.full((f, width), 0, np.int64)
     missing = io.full((f,), 0, np.int64)
-    invalid = io.full((f,), 0, np.int64)
-    per_col = width * 4 + 16
+    per_col = width * 4 + 8
     g = SHARED_BYTES // per_col
     shared_counts = g >= 1
     if not shared_counts:
-        g = SHARED_BYTES // 16
+        g = SHARED_BYTES // 8
     g = max(1, min(f, g, 1024))
     col_major = bool(f > 1 and codes.strides[0] < codes.strides[1])
+    if not col_major and not d_codes.flags["C_CONTIGUOUS"]:
+        d_codes = io.xp.ascontiguousarray(d_codes)  # (CuPy: NumPy input arrives contiguous)
+    d_flat = d_codes.reshape(-1) if not col_major and d_codes.size else io.to_device(np.zeros(1, dtype=codes.dtype))
+    wide = bool(codes.dtype.itemsize == 8 or codes.dtype == np.uint32)
+    kmax = np.minimum(k - 1, np.iinfo(np.int64 if wide else np.int32).max)  # largest valid code per column
     for a in range(0, f, g):
         b = min(f, a + g)
         fg = b - a
-        kernel = _cuda_kernel(fg, width, col_major, shared_counts)
+        kernel = _cuda_kernel(fg, width, col_major, shared_counts, wide)
         if col_major:
             rows_per_step, launch_blocks = 0, nblocks
         else:
             rows_per_step = max(1, (nblocks * nthreads) // fg)
             launch_blocks = -(-(rows_per_step * fg) // nthreads)
         if n > 0:
-            sl = (slice(None), slice(a, b))
             launch(
                 kernel, launch_blocks, nthreads,
-                d_codes[sl] if fg != f else d_codes,
-                io.to_device(k[a:b]),
+                d_codes[:, a:b] if fg != f else d_codes,
+                d_flat,
+                a,
+                f,
+                io.to_device(kmax[a:b]),
                 rows_per_step,
                 counts[a:b] if fg != f else counts,
                 missing[a:b] if fg != f else missing,
-                invalid[a:b] if fg != f else invalid,
             )
     if not io.on_cupy:
         _cuda_module().synchronize()
-    return CategoryCounts(io.result(counts), io.result(missing), io.result(invalid), n)
+    counts, missing = io.result(counts), io.result(missing)
+    return CategoryCounts(counts, missing, n - missing - counts.sum(axis=1), n)
 
 
 # ------------------------------------------------------------------------------------- dispatcher

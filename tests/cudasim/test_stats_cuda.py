@@ -112,9 +112,18 @@ for order in ("C", "F"):
     for out in (category_counts_cuda(codes, k, blocks=3, threads=32), category_counts_cpu(codes, k)):
         for f in ("counts", "missing", "invalid"):
             np.testing.assert_array_equal(getattr(out, f), getattr(ref, f), err_msg=f)
+# other code dtypes (compared as int64 or as int32), a strided row-major view, unsigned codes
+base = np.ascontiguousarray(codes)
+for c in (base.astype(np.int64), base.astype(np.int8), base[::3], np.where(base < 0, 7, base).astype(np.uint16)):
+    ref = category_counts_reference(c, k)
+    out = category_counts_cuda(c, k, blocks=2, threads=32)
+    for f in ("counts", "missing", "invalid"):
+        np.testing.assert_array_equal(getattr(out, f), getattr(ref, f), err_msg=f"{c.dtype} {f}")
 kernels._cuda.SHARED_BYTES = 20  # counts in global memory
 out = category_counts_cuda(codes, k, blocks=2, threads=32)
-np.testing.assert_array_equal(out.counts, ref.counts)
+ref = category_counts_reference(codes, k)
+for f in ("counts", "missing", "invalid"):
+    np.testing.assert_array_equal(getattr(out, f), getattr(ref, f), err_msg=f)
 print("ok")
 """
     )
