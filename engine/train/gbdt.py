@@ -168,10 +168,17 @@ class _TridentGBDT(BaseEstimator):
         return _sk_validate(self, X, reset=False)
 
     # ------------------------------------------------------------------------------- targets
-    def _encode_target(self, y: Any, n: int) -> np.ndarray:
-        """Target as host float32 (the classifier also sets ``classes_``)."""
-        from engine.backend import to_numpy
+    def _encode_target(self, y: Any, n: int) -> Any:
+        """Target as float32, on the device for numeric CuPy targets, else on the host (the classifier
+        also sets ``classes_``)."""
+        from engine.backend import get_namespace, to_numpy
 
+        if _is_cupy(y) and y.dtype.kind in "biuf":
+            if y.ndim != 1 or y.shape[0] != n:
+                raise InputError(f"y: expected {n} targets in one dimension, got shape {tuple(y.shape)}")
+            if y.dtype.kind == "f" and not bool(get_namespace(y).isfinite(y).all()):
+                raise InputError("y: targets must be finite (no NaN or infinity)")
+            return y.astype(np.float32)
         yh = np.asarray(to_numpy(y))
         if yh.ndim != 1 or yh.shape[0] != n:
             raise InputError(f"y: expected {n} targets in one dimension, got shape {yh.shape}")
@@ -312,6 +319,27 @@ class _TridentGBDT(BaseEstimator):
         if Xv.shape[1] != n_features:
             raise InputError(f"eval_set: X_val has {Xv.shape[1]} features, X has {n_features}")
         return xp.asarray(Xv)
+
+    def _encode_device_target(self, y: Any, n: int) -> Any:
+        """Numeric labels on the device: the classes are found there (a sort) and only they come back;
+        the 0/1 target stays on the device. Same checks and errors as the host path."""
+        from engine.backend import get_namespace, to_numpy
+
+        xp = get_namespace(y)
+        if y.ndim != 1 or y.shape[0] != n:
+            raise InputError(f"y: expected {n} labels in one dimension, got shape {tuple(y.shape)}")
+        classes = np.asarray(to_numpy(xp.unique(y)))
+        if classes.dtype.kind == "f":
+            if not np.isfinite(classes).all():
+                raise InputError("y: class labels must not be missing or infinite")
+            if classes.size > 0 and not np.array_equal(classes, np.floor(classes)):  # as scikit-learn's check
+                raise InputError("y: Unknown label type: continuous. Maybe you are trying to fit a classifier, which "
+                                 "expects discrete classes on a regression target with continuous values.")
+        if classes.size != 2:
+            raise InputError(f"y: Only binary classification is supported. {type(self).__name__} needs exactly 2 "
+                             f"classes, got {classes.size}: {classes[:10].tolist()}")
+        self.classes_ = classes
+        return (y == y.dtype.type(classes[1])).astype(np.float32)
 
     def _encode_eval_target(self, y: Any, n: int) -> np.ndarray:
         try:
@@ -578,11 +606,13 @@ class TridentGBDTClassifier(ClassifierMixin, _TridentGBDT):
         tags.classifier_tags.multi_class = False
         return tags
 
-    def _encode_target(self, y: Any, n: int) -> np.ndarray:
+    def _encode_target(self, y: Any, n: int) -> Any:
         from sklearn.utils.multiclass import check_classification_targets
 
         from engine.backend import to_numpy
 
+        if _is_cupy(y) and y.dtype.kind in "biuf":
+            return self._encode_device_target(y, n)
         yh = np.asarray(to_numpy(y))
         if yh.ndim != 1 or yh.shape[0] != n:
             raise InputError(f"y: expected {n} labels in one dimension, got shape {yh.shape}")
@@ -598,6 +628,27 @@ class TridentGBDTClassifier(ClassifierMixin, _TridentGBDT):
                              f"classes, got {classes.size}: {classes[:10].tolist()}")
         self.classes_ = classes
         return enc.astype(np.float32)
+
+    def _encode_device_target(self, y: Any, n: int) -> Any:
+        """Numeric labels on the device: the classes are found there (a sort) and only they come back;
+        the 0/1 target stays on the device. Same checks and errors as the host path."""
+        from engine.backend import get_namespace, to_numpy
+
+        xp = get_namespace(y)
+        if y.ndim != 1 or y.shape[0] != n:
+            raise InputError(f"y: expected {n} labels in one dimension, got shape {tuple(y.shape)}")
+        classes = np.asarray(to_numpy(xp.unique(y)))
+        if classes.dtype.kind == "f":
+            if not np.isfinite(classes).all():
+                raise InputError("y: class labels must not be missing or infinite")
+            if classes.size > 0 and not np.array_equal(classes, np.floor(classes)):  # as scikit-learn's check
+                raise InputError("y: Unknown label type: continuous. Maybe you are trying to fit a classifier, which "
+                                 "expects discrete classes on a regression target with continuous values.")
+        if classes.size != 2:
+            raise InputError(f"y: Only binary classification is supported. {type(self).__name__} needs exactly 2 "
+                             f"classes, got {classes.size}: {classes[:10].tolist()}")
+        self.classes_ = classes
+        return (y == y.dtype.type(classes[1])).astype(np.float32)
 
     def _encode_eval_target(self, y: Any, n: int) -> np.ndarray:
         from engine.backend import to_numpy

@@ -300,3 +300,50 @@ def test_the_grower_builds_the_same_tree_with_reference_kernels(clf_data):
         np.testing.assert_allclose(a.value, b.value, rtol=1e-9)
         np.testing.assert_allclose(ra, rb, rtol=1e-9)
         assert np.count_nonzero(ra) == 800
+
+
+def _standin_cupy(monkeypatch):
+    """The CuPy stand-in (NumPy underneath, its array type in module ``cupy``) as ``cupy``."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "cupy", Path(__file__).resolve().parents[1] / "cupy_standin" / "cupy" / "__init__.py")
+    standin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(standin)
+    monkeypatch.setitem(sys.modules, "cupy", standin)
+    return standin
+
+
+def test_device_labels_are_encoded_on_the_device_and_only_the_classes_come_back(monkeypatch):
+    import engine.backend as backend
+
+    cp = _standin_cupy(monkeypatch)
+    copied = []
+    real = backend.to_numpy
+    monkeypatch.setattr(backend, "to_numpy", lambda a: copied.append(int(np.size(a))) or real(a))
+    rng = np.random.default_rng(3)
+    labels = rng.choice(np.array([3, 7]), size=1000)
+    for y in (cp.asarray(labels), cp.asarray(labels.astype(np.float64)), cp.asarray(labels == 7)):
+        copied.clear()
+        m = TridentGBDTClassifier()
+        enc = m._encode_target(y, 1000)
+        assert type(enc).__module__.startswith("cupy") and enc.dtype == np.float32  # stays on the device
+        np.testing.assert_array_equal(np.asarray(enc), (np.asarray(y) == np.asarray(y).max()).astype(np.float32))
+        assert m.classes_.tolist() == np.unique(np.asarray(y)).tolist()
+        assert copied and max(copied) <= 2, copied  # the two classes, not the 1,000 labels
+    # the host path's checks, with its messages
+    with pytest.raises(DataError, match="exactly 2 classes, got 3"):
+        TridentGBDTClassifier()._encode_target(cp.asarray(np.arange(999) % 3), 999)
+    with pytest.raises(DataError, match="continuous"):
+        TridentGBDTClassifier()._encode_target(cp.asarray(np.array([0.5, 1.5] * 10)), 20)
+    with pytest.raises(DataError, match="missing or infinite"):
+        TridentGBDTClassifier()._encode_target(cp.asarray(np.array([0.0, 1.0, np.nan])), 3)
+    with pytest.raises(DataError, match="one dimension"):
+        TridentGBDTClassifier()._encode_target(cp.asarray(np.zeros((4, 2))), 4)
+    # the regressor keeps a device target on the device, finite only
+    r = TridentGBDTRegressor()._encode_target(cp.asarray(rng.normal(size=50)), 50)
+    assert type(r).__module__.startswith("cupy") and r.dtype == np.float32
+    with pytest.raises(DataError, match="finite"):
+        TridentGBDTRegressor()._encode_target(cp.asarray(np.array([1.0, np.inf])), 2)
