@@ -320,27 +320,6 @@ class _TridentGBDT(BaseEstimator):
             raise InputError(f"eval_set: X_val has {Xv.shape[1]} features, X has {n_features}")
         return xp.asarray(Xv)
 
-    def _encode_device_target(self, y: Any, n: int) -> Any:
-        """Numeric labels on the device: the classes are found there (a sort) and only they come back;
-        the 0/1 target stays on the device. Same checks and errors as the host path."""
-        from engine.backend import get_namespace, to_numpy
-
-        xp = get_namespace(y)
-        if y.ndim != 1 or y.shape[0] != n:
-            raise InputError(f"y: expected {n} labels in one dimension, got shape {tuple(y.shape)}")
-        classes = np.asarray(to_numpy(xp.unique(y)))
-        if classes.dtype.kind == "f":
-            if not np.isfinite(classes).all():
-                raise InputError("y: class labels must not be missing or infinite")
-            if classes.size > 0 and not np.array_equal(classes, np.floor(classes)):  # as scikit-learn's check
-                raise InputError("y: Unknown label type: continuous. Maybe you are trying to fit a classifier, which "
-                                 "expects discrete classes on a regression target with continuous values.")
-        if classes.size != 2:
-            raise InputError(f"y: Only binary classification is supported. {type(self).__name__} needs exactly 2 "
-                             f"classes, got {classes.size}: {classes[:10].tolist()}")
-        self.classes_ = classes
-        return (y == y.dtype.type(classes[1])).astype(np.float32)
-
     def _encode_eval_target(self, y: Any, n: int) -> np.ndarray:
         try:
             return self._encode_target(y, n)
