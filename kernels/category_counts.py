@@ -168,7 +168,7 @@ def category_counts_cpu(codes: np.ndarray, n_categories: Any, n_chunks: int | No
 
 
 # -------------------------------------------------------------------------------------- CUDA twin
-#: Loads a CUDA thread issues before using the first (row-major layout).
+#: Loads a CUDA thread keeps in flight (row-major layout): the next batch is loaded while one is counted.
 UNROLL = 8
 
 #: ``numba.cuda``, bound when the CUDA twin is first used (read as a global by the kernels so that
