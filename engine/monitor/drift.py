@@ -10,13 +10,13 @@ from engine.errors import DataError
 from engine.monitor.config import CategoricalMethod, MonitorConfig, NumericMethod
 from engine.monitor.frames import iter_tables
 from engine.monitor.metrics import (
-    chi2_two_sample,
+    chi2_two_sample_rows,
     correlation_from_moments,
-    jensen_shannon,
-    ks_binned,
+    jensen_shannon_rows,
+    ks_binned_rows,
     ks_exact,
-    psi,
-    wasserstein_binned,
+    psi_rows,
+    wasserstein_binned_rows,
 )
 from engine.monitor.report import CategoricalDrift, CorrelationShift, DriftReport, NumericDrift
 from engine.monitor.sketch import ReferenceSketch, _std
@@ -118,23 +118,26 @@ def build_report(
         ref_mean, ref_std = sketch.mean, sketch.std
         ref_miss = sketch.missing_rate
         cur_miss = bs.missing / n_cur if n_cur else np.full(len(sketch.numeric), np.nan)
+        # every feature's binned statistics in one vectorised call each (bins past a feature's own are 0)
+        p_all, q_all = sketch.counts, bs.counts[:, : sketch.counts.shape[1]]
+        psi_v = psi_rows(p_all, q_all, cfg.psi_epsilon)
+        js_v = jensen_shannon_rows(p_all, q_all)
+        w_v = wasserstein_binned_rows(p_all, q_all, sketch.centre_matrix())
+        ks_lo_v, ks_hi_v = ks_binned_rows(p_all, q_all)
         for j, name in enumerate(sketch.numeric):
-            nb = sketch.nbins(j)
-            p, q = sketch.counts[j, :nb], bs.counts[j, :nb]
-            w = wasserstein_binned(p, q, sketch.centres(j))
-            ks_lo, ks_hi = ks_binned(p, q)
+            w = float(w_v[j])
             exact = None
             if ref_values is not None and stats.values is not None:
                 cur_v = np.concatenate(stats.values[j]) if stats.values[j] else np.zeros(0)
                 exact = ks_exact(ref_values[j], cur_v)
             d = NumericDrift(
                 feature=name,
-                psi=psi(p, q, cfg.psi_epsilon),
-                js=jensen_shannon(p, q),
+                psi=float(psi_v[j]),
+                js=float(js_v[j]),
                 wasserstein=w,
                 wasserstein_norm=_ratio(w, ref_std[j]),
-                ks=ks_lo,
-                ks_upper=ks_hi,
+                ks=float(ks_lo_v[j]),
+                ks_upper=float(ks_hi_v[j]),
                 ks_exact=exact,
                 mean_ref=float(ref_mean[j]),
                 mean_cur=float(cur_mean[j]),
@@ -160,25 +163,38 @@ def build_report(
             numeric[name] = d
 
     categorical: dict[str, CategoricalDrift] = {}
+    cat_rows = []  # per column: (reference counts, current counts, new categories), known ones first
     for j, name in enumerate(sketch.categorical):
         ref_c = np.asarray(sketch.category_counts[name], np.int64)
         cur_known = np.asarray(stats.cat_counts[j], np.int64)
         new = stats.cat_new[j] or {}
         new_sorted = dict(sorted(new.items(), key=lambda kv: (-kv[1], str(kv[0]))))
-        ref_all = np.concatenate([ref_c, np.zeros(len(new_sorted), np.int64)])
-        cur_all = np.concatenate([cur_known, np.fromiter(new_sorted.values(), np.int64, len(new_sorted))])
+        cur_new = np.fromiter(new_sorted.values(), np.int64, len(new_sorted))
+        cat_rows.append((ref_c, np.concatenate([cur_known, cur_new]), new_sorted))
+    if cat_rows:  # all columns' statistics at once, categories zero-padded to the longest column's
+        width = max(1, max(len(c) for _, c, _ in cat_rows))
+        ref_m = np.zeros((len(cat_rows), width), np.int64)
+        cur_m = np.zeros((len(cat_rows), width), np.int64)
+        for j, (ref_c, cur_all, _) in enumerate(cat_rows):
+            ref_m[j, : len(ref_c)] = ref_c
+            cur_m[j, : len(cur_all)] = cur_all
+        cat_psi = psi_rows(ref_m, cur_m, cfg.psi_epsilon)
+        cat_js = jensen_shannon_rows(ref_m, cur_m)
+        chi_stat, chi_p, chi_dof = chi2_two_sample_rows(ref_m, cur_m)
+    for j, name in enumerate(sketch.categorical):
+        ref_c, cur_all, new_sorted = cat_rows[j]
+        cur_known = cur_all[: len(ref_c)]
         ref_n = sketch.n_rows
         ref_miss = sketch.category_missing[name] / ref_n if ref_n else math.nan
         cur_miss = float(stats.cat_missing[j]) / n_cur if n_cur else math.nan
-        stat, pval, dof = chi2_two_sample(ref_all, cur_all)
         vanished = [c for c, rc, cc in zip(sketch.categories[name], ref_c, cur_known) if rc > 0 and cc == 0]
         d = CategoricalDrift(
             feature=name,
-            psi=psi(ref_all, cur_all, cfg.psi_epsilon),
-            js=jensen_shannon(ref_all, cur_all),
-            chi2=stat,
-            chi2_pvalue=pval,
-            chi2_dof=dof,
+            psi=float(cat_psi[j]),
+            js=float(cat_js[j]),
+            chi2=float(chi_stat[j]),
+            chi2_pvalue=float(chi_p[j]),
+            chi2_dof=int(chi_dof[j]),
             new_categories=new_sorted,
             vanished_categories=vanished,
             n_categories_ref=int((ref_c > 0).sum()),

@@ -1,7 +1,10 @@
 """Drift statistics computed from binned counts: pure NumPy functions on small arrays.
 
 Every function takes the reference and current histograms over the same bins (or categories) and
-returns plain floats. They are the definitions the tests check against scipy.stats.
+returns plain floats. They are the definitions the tests check against scipy.stats. Each ``*_rows``
+twin computes the same statistic for every row of two ``(features, bins)`` count matrices at once
+(zero-padded bins change nothing), which is how a report covers all features in one call; the
+scalar function is its one-row case.
 
 Binned Kolmogorov-Smirnov and how it bounds the exact statistic
 ---------------------------------------------------------------
@@ -33,21 +36,38 @@ import numpy as np
 
 __all__ = [
     "chi2_two_sample",
+    "chi2_two_sample_rows",
     "correlation_from_moments",
     "jensen_shannon",
+    "jensen_shannon_rows",
     "ks_binned",
+    "ks_binned_rows",
     "ks_exact",
     "psi",
+    "psi_rows",
     "wasserstein_binned",
+    "wasserstein_binned_rows",
 ]
 
 
-def _props(counts: np.ndarray) -> np.ndarray | None:
-    c = np.asarray(counts, dtype=np.float64)
-    total = c.sum()
-    if total <= 0:
-        return None
-    return c / total
+def _props_rows(counts: np.ndarray) -> np.ndarray:
+    """Row-wise proportions of a ``(rows, bins)`` count matrix; a row that sums to 0 is NaN."""
+    c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    total = c.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, c / np.where(total > 0, total, 1.0), np.nan)
+
+
+def _one(value: np.ndarray) -> float:
+    return float(value[0])
+
+
+def psi_rows(ref_counts: np.ndarray, cur_counts: np.ndarray, epsilon: float = 1e-4) -> np.ndarray:
+    """:func:`psi` of each row pair of two ``(rows, bins)`` count matrices (zero-padded bins add 0)."""
+    p, q = _props_rows(ref_counts), _props_rows(cur_counts)
+    p = np.maximum(p, epsilon)  # NaN rows stay NaN
+    q = np.maximum(q, epsilon)
+    return np.sum((q - p) * np.log(q / p), axis=1)
 
 
 def psi(ref_counts: np.ndarray, cur_counts: np.ndarray, epsilon: float = 1e-4) -> float:
@@ -55,12 +75,22 @@ def psi(ref_counts: np.ndarray, cur_counts: np.ndarray, epsilon: float = 1e-4) -
 
     NaN when either histogram is empty.
     """
-    p, q = _props(ref_counts), _props(cur_counts)
-    if p is None or q is None:
-        return math.nan
-    p = np.maximum(p, epsilon)
-    q = np.maximum(q, epsilon)
-    return float(np.sum((q - p) * np.log(q / p)))
+    return _one(psi_rows(ref_counts, cur_counts, epsilon))
+
+
+def jensen_shannon_rows(ref_counts: np.ndarray, cur_counts: np.ndarray) -> np.ndarray:
+    """:func:`jensen_shannon` of each row pair of two ``(rows, bins)`` count matrices."""
+    p, q = _props_rows(ref_counts), _props_rows(cur_counts)
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> np.ndarray:
+        nz = a > 0  # False for NaN rows, which the NaN check below restores
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.sum(np.where(nz, a * np.log2(np.where(nz, a, 1.0) / np.where(nz, m, 1.0)), 0.0), axis=1)
+
+    out = np.sqrt(np.maximum(0.5 * kl(p) + 0.5 * kl(q), 0.0))
+    out[np.isnan(p[:, 0]) | np.isnan(q[:, 0])] = np.nan
+    return out
 
 
 def jensen_shannon(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
@@ -68,16 +98,18 @@ def jensen_shannon(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
 
     Equals ``scipy.spatial.distance.jensenshannon(p, q, base=2)``; NaN when either histogram is empty.
     """
-    p, q = _props(ref_counts), _props(cur_counts)
-    if p is None or q is None:
-        return math.nan
-    m = 0.5 * (p + q)
+    return _one(jensen_shannon_rows(ref_counts, cur_counts))
 
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
 
-    return math.sqrt(max(0.5 * kl(p) + 0.5 * kl(q), 0.0))
+def wasserstein_binned_rows(ref_counts: np.ndarray, cur_counts: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """:func:`wasserstein_binned` of each row pair; ``centres`` ``(rows, bins)`` is NaN past a row's bins."""
+    p, q = _props_rows(ref_counts), _props_rows(cur_counts)
+    c = np.atleast_2d(np.asarray(centres, dtype=np.float64))
+    gap = np.abs(np.cumsum(p, axis=1) - np.cumsum(q, axis=1))[:, :-1]
+    step = np.nan_to_num(np.diff(c, axis=1), nan=0.0)  # 0 past a row's last centre
+    out = np.sum(gap * step, axis=1)
+    out[np.isnan(p[:, 0]) | np.isnan(q[:, 0])] = np.nan
+    return out
 
 
 def wasserstein_binned(ref_counts: np.ndarray, cur_counts: np.ndarray, centres: np.ndarray) -> float:
@@ -85,27 +117,25 @@ def wasserstein_binned(ref_counts: np.ndarray, cur_counts: np.ndarray, centres: 
 
     Equals ``scipy.stats.wasserstein_distance(centres, centres, ref_counts, cur_counts)``.
     """
-    p, q = _props(ref_counts), _props(cur_counts)
-    if p is None or q is None:
-        return math.nan
-    c = np.asarray(centres, dtype=np.float64)
-    if c.size < 2:
-        return 0.0
-    cdf_gap = np.abs(np.cumsum(p) - np.cumsum(q))[:-1]
-    return float(np.sum(cdf_gap * np.diff(c)))
+    return _one(wasserstein_binned_rows(ref_counts, cur_counts, centres))
+
+
+def ks_binned_rows(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ks_binned` of each row pair: ``(lower, upper)``, two arrays."""
+    p, q = _props_rows(ref_counts), _props_rows(cur_counts)
+    cp, cq = np.cumsum(p, axis=1), np.cumsum(q, axis=1)
+    lower = np.max(np.abs(cp - cq), axis=1)
+    zero = np.zeros((cp.shape[0], 1))
+    prev_p = np.concatenate((zero, cp[:, :-1]), axis=1)
+    prev_q = np.concatenate((zero, cq[:, :-1]), axis=1)
+    upper = np.maximum(np.max(cp - prev_q, axis=1), np.max(cq - prev_p, axis=1))
+    return lower, np.minimum(np.maximum(upper, lower), 1.0)
 
 
 def ks_binned(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
     """``(D_binned, D_upper)``: the exact two-sample KS statistic lies between them (module doc)."""
-    p, q = _props(ref_counts), _props(cur_counts)
-    if p is None or q is None:
-        return math.nan, math.nan
-    cp, cq = np.cumsum(p), np.cumsum(q)
-    lower = float(np.max(np.abs(cp - cq)))
-    prev_p = np.concatenate(([0.0], cp[:-1]))
-    prev_q = np.concatenate(([0.0], cq[:-1]))
-    upper = float(max(np.max(cp - prev_q), np.max(cq - prev_p)))
-    return lower, min(max(upper, lower), 1.0)
+    lower, upper = ks_binned_rows(ref_counts, cur_counts)
+    return _one(lower), _one(upper)
 
 
 def ks_exact(ref_values: np.ndarray, cur_values: np.ndarray) -> float:
@@ -120,6 +150,31 @@ def ks_exact(ref_values: np.ndarray, cur_values: np.ndarray) -> float:
     return float(np.max(np.abs(cdf_a - cdf_b)))
 
 
+def chi2_two_sample_rows(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`chi2_two_sample` of each row pair of two ``(rows, categories)`` count matrices.
+
+    Returns ``(statistic, p_value, dof)`` arrays; zero-padded categories are absent from both samples
+    and dropped like any other.
+    """
+    from scipy.special import chdtrc  # the chi-square survival function, ``scipy.stats.chi2.sf``
+
+    r = np.atleast_2d(np.asarray(ref_counts, np.float64))
+    c = np.atleast_2d(np.asarray(cur_counts, np.float64))
+    col = r + c
+    present = col > 0
+    dof = present.sum(axis=1) - 1
+    nr, nc = r.sum(axis=1), c.sum(axis=1)
+    ok = (dof >= 1) & (nr > 0) & (nc > 0)
+    total = np.where(ok, nr + nc, 1.0)[:, None]
+    er = np.where(present, nr[:, None] * col / total, 1.0)
+    ec = np.where(present, nc[:, None] * col / total, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # rows with an empty sample are not ``ok``
+        terms = np.where(present, (r - er) ** 2 / er + (c - ec) ** 2 / ec, 0.0)
+    stat = np.where(ok, terms.sum(axis=1), 0.0)
+    pval = np.where(ok, chdtrc(np.maximum(dof, 1), stat), 1.0)
+    return stat, pval, np.maximum(dof, 0)
+
+
 def chi2_two_sample(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float, int]:
     """Pearson chi-square test of homogeneity on the 2 x K table (reference, current) x categories.
 
@@ -128,17 +183,8 @@ def chi2_two_sample(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[flo
     one-sample goodness-of-fit test that treats reference frequencies as exact. Returns
     ``(statistic, p_value, dof)``; with fewer than two categories the statistic is 0 and p is 1.
     """
-    from scipy.stats import chi2
-
-    table = np.vstack([np.asarray(ref_counts, np.float64), np.asarray(cur_counts, np.float64)])
-    table = table[:, table.sum(axis=0) > 0]
-    rows = table.sum(axis=1)
-    if table.shape[1] < 2 or (rows <= 0).any():
-        return 0.0, 1.0, max(table.shape[1] - 1, 0)
-    expected = np.outer(rows, table.sum(axis=0)) / table.sum()
-    stat = float(np.sum((table - expected) ** 2 / expected))
-    dof = table.shape[1] - 1
-    return stat, float(chi2.sf(stat, dof)), dof
+    stat, pval, dof = chi2_two_sample_rows(ref_counts, cur_counts)
+    return _one(stat), _one(pval), int(dof[0])
 
 
 def correlation_from_moments(

@@ -171,3 +171,47 @@ def test_default_yaml_matches_the_schema():
     yaml = OmegaConf.load(conf_dir() / "monitor" / "default.yaml")
     merged = OmegaConf.merge(OmegaConf.structured(MonitorConfig), yaml)
     assert OmegaConf.to_object(merged) == MonitorConfig()
+
+
+def test_report_of_features_with_different_bin_and_category_counts_equals_the_per_feature_definitions():
+    """The report computes every feature's statistics in one vectorised call over zero-padded rows;
+    each value must equal the scalar definition on that feature's own bins / categories."""
+    from engine.monitor.metrics import chi2_two_sample, jensen_shannon, ks_binned, psi, wasserstein_binned
+    from engine.monitor.stats import collect
+
+    rng = np.random.default_rng(11)
+
+    def frame(n, shift):
+        return pd.DataFrame({
+            "wide": rng.normal(shift, 1.0, n),
+            "narrow": rng.integers(0, 4, n).astype(np.float64) + (shift > 0),
+            "gone": np.where(rng.random(n) < 0.5, np.nan, rng.gamma(2.0, 1.0, n)),
+            "few": rng.choice(["x", "y"], n),
+            "many": rng.choice([f"m{i}" for i in range(12 + 4 * (shift > 0))], n),
+        })
+
+    ref, cur = frame(3000, 0.0), frame(2000, 0.4)
+    sk = fit_reference(ref, edges={"narrow": np.arange(-0.5, 4.0, 1.0)})
+    assert len({sk.nbins(j) for j in range(len(sk.numeric))}) > 1  # bins really differ between features
+    cfg = MonitorConfig()
+    rep = compare(sk, cur, cfg)
+    st = collect(cur, sk.spec(), cfg.chunk_rows)
+    for j, name in enumerate(sk.numeric):
+        nb = sk.nbins(j)
+        p, q = sk.counts[j, :nb], st.numeric.counts[j, :nb]
+        d = rep.numeric[name]
+        assert d.psi == pytest.approx(psi(p, q, cfg.psi_epsilon), rel=1e-12)
+        assert d.js == pytest.approx(jensen_shannon(p, q), rel=1e-12)
+        assert d.wasserstein == pytest.approx(wasserstein_binned(p, q, sk.centres(j)), rel=1e-12)
+        assert (d.ks, d.ks_upper) == pytest.approx(ks_binned(p, q), rel=1e-12)
+    for name in ("few", "many"):
+        d = rep.categorical[name]
+        cats = list(sk.categories[name]) + list(d.new_categories)
+        table = np.array([[(ref[name] == c).sum() for c in cats], [(cur[name] == c).sum() for c in cats]])
+        res = stats.chi2_contingency(table, correction=False)
+        assert d.chi2 == pytest.approx(res.statistic, rel=1e-10)
+        assert d.chi2_pvalue == pytest.approx(res.pvalue, rel=1e-6, abs=1e-300) and d.chi2_dof == res.dof
+        assert (d.chi2, d.chi2_pvalue, d.chi2_dof) == pytest.approx(chi2_two_sample(table[0], table[1]), rel=1e-12)
+        assert d.psi == pytest.approx(psi(table[0], table[1], cfg.psi_epsilon), rel=1e-12)
+        assert d.js == pytest.approx(jensenshannon(table[0], table[1], base=2), rel=1e-10)
+    assert set(rep.categorical["many"].new_categories) == {f"m{i}" for i in range(12, 16)}

@@ -112,3 +112,32 @@ def test_pairwise_complete_correlation_matches_pandas():
     cm = {k: cms[0][k] + cms[1][k] for k in cms[0]}
     corr = correlation_from_moments(bs.count, bs.sum, bs.sumsq, cm["p"], cm["sm"], cm["qm"], cm["nm"])
     np.testing.assert_allclose(corr, pd.DataFrame(x).corr().to_numpy(), atol=1e-10)
+
+
+def test_row_twins_equal_the_scalar_functions_row_by_row_and_empty_rows_give_nan():
+    from engine.monitor.metrics import (
+        chi2_two_sample_rows,
+        jensen_shannon_rows,
+        ks_binned_rows,
+        psi_rows,
+        wasserstein_binned_rows,
+    )
+
+    rng = np.random.default_rng(9)
+    ref = rng.integers(0, 300, (6, 9))
+    cur = rng.integers(0, 300, (6, 9))
+    ref[:, 7:] = cur[:, 7:] = 0  # padding past a shorter row's bins
+    cur[2] = 0  # an empty histogram
+    ref[4, :3] = 0
+    centres = np.cumsum(rng.uniform(0.1, 1.0, (6, 9)), axis=1)
+    centres[:, 7:] = np.nan
+    lo, hi = ks_binned_rows(ref, cur)
+    stat, pval, dof = chi2_two_sample_rows(ref, cur)
+    for j in range(6):
+        p, q = ref[j, :7], cur[j, :7]
+        got = [psi_rows(ref, cur)[j], jensen_shannon_rows(ref, cur)[j], wasserstein_binned_rows(ref, cur, centres)[j], lo[j], hi[j]]
+        want = [psi(p, q), jensen_shannon(p, q), wasserstein_binned(p, q, centres[j, :7]), *ks_binned(p, q)]
+        assert got == pytest.approx(want, rel=1e-12, nan_ok=True)
+        assert (stat[j], pval[j], dof[j]) == pytest.approx(chi2_two_sample(p, q), rel=1e-12)
+    assert np.isnan(psi_rows(ref, cur)[2]) and np.isnan(jensen_shannon_rows(ref, cur)[2]) and np.isnan(lo[2])
+    assert (stat[2], pval[2]) == (0.0, 1.0)
