@@ -170,15 +170,18 @@ def prepare_edges(edges: Any, n_features: int) -> tuple[np.ndarray, np.ndarray]:
     finite = ~np.isnan(e)
     nedges = finite.sum(axis=1)
     max_bins = e.shape[1] - 1
+    col = np.arange(e.shape[1])
+    bad = (nedges < 2) | (finite != (col < nedges[:, None])).any(axis=1)  # checked for all columns at once
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"edges[{j}]: expected at least 2 finite edges followed only by NaN padding, got {e[j].tolist()}")
+    with np.errstate(invalid="ignore"):
+        falling = (np.diff(e, axis=1) < 0).any(axis=1)  # NaN padding compares False
+    if falling.any():
+        j = int(np.flatnonzero(falling)[0])
+        raise ValueError(f"edges[{j}]: edges must be non-decreasing, got {e[j, : nedges[j]].tolist()}")
     nbins = (nedges - 1).astype(np.int64)
-    inner = np.full((n_features, max(max_bins - 1, 0)), np.inf)
-    for j in range(n_features):
-        k = int(nedges[j])
-        if k < 2 or not finite[j, :k].all():
-            raise ValueError(f"edges[{j}]: expected at least 2 finite edges followed only by NaN padding, got {e[j].tolist()}")
-        if np.any(np.diff(e[j, :k]) < 0):
-            raise ValueError(f"edges[{j}]: edges must be non-decreasing, got {e[j, :k].tolist()}")
-        inner[j, : k - 2] = e[j, 1 : k - 1]
+    inner = np.where(col[: max(max_bins - 1, 0)] < (nedges - 2)[:, None], e[:, 1:max_bins], np.inf)
     return inner, nbins
 
 

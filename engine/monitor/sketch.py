@@ -93,16 +93,30 @@ class ReferenceSketch:
         e = self.edges[j, : self.nbins(j) + 1]
         return 0.5 * (e[:-1] + e[1:])
 
-    def spec(self, keep_values: bool = False) -> StatsSpec:
-        """The statistics a comparison computes on new data."""
+    def centre_matrix(self) -> np.ndarray:
+        """Bin centres of every numeric feature, ``(F, max_bins)``, NaN past a feature's own bins."""
+        return 0.5 * (self.edges[:, :-1] + self.edges[:, 1:])
+
+    def _vocab(self) -> list[Any]:
+        """One pandas Index of known categories per categorical column, built once per sketch (a
+        monitoring loop compares many batches against one sketch)."""
         import pandas as pd
 
+        key = tuple((c, len(self.categories[c])) for c in self.categorical)
+        cached = self.__dict__.get("_vocab_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, [pd.Index(self.categories[c]) for c in self.categorical])
+            self.__dict__["_vocab_cache"] = cached
+        return cached[1]
+
+    def spec(self, keep_values: bool = False) -> StatsSpec:
+        """The statistics a comparison computes on new data."""
         return StatsSpec(
             numeric=list(self.numeric),
             edges=self.edges,
             shift=self.shift,
             categorical=list(self.categorical),
-            vocab=[pd.Index(self.categories[c]) for c in self.categorical],
+            vocab=self._vocab(),
             correlation=len(self.numeric) > 1,
             keep_values=keep_values,
             matrix_names=list(self.numeric),
