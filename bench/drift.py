@@ -1,6 +1,6 @@
 """Drift statistics: the all-feature report against a saved sketch, beside a per-column scipy loop and Evidently.
 
-``python -m bench drift [--rows N] [--evidently-python PATH] [--gpu [--gpu-rows N]]``
+``python -m bench drift [--rows N] [--batches 1000,10000,100000] [--evidently-python PATH] [--gpu [--gpu-rows N]]``
 
 CPU mode (default): a reference and a current frame of ``--rows`` rows x (20 float32 numeric +
 5 string categorical) columns, a few of them drifted. Trident fits the reference sketch once
@@ -8,7 +8,9 @@ CPU mode (default): a reference and a current frame of ``--rows`` rows x (20 flo
 current frame. Baselines measured in the same run: a per-column scipy loop (``ks_2samp`` and
 ``wasserstein_distance`` per numeric column, ``chi2_contingency`` per categorical) and, when
 ``--evidently-python`` names a Python with evidently 0.7.23 + pandas 2.3 (Evidently does not import
-with pandas 3), Evidently's data-drift report run there in a subprocess on the same data.
+with pandas 3), Evidently's data-drift report run there in a subprocess on the same data. A second
+table gives ``compare``'s latency on small batches of the current frame (``--batches``), the call a
+monitoring loop makes, beside the scipy loop on the same batch.
 
 GPU mode (``--gpu``): ``--gpu-rows`` x 20 float32 on the device against a saved sketch; prints the
 fused kernel's time and effective read bandwidth (bytes read / kernel time) beside a device-to-device
@@ -222,6 +224,7 @@ def run_cpu(args: argparse.Namespace) -> dict[str, Any]:
                 ["kernel", "time s", "rows/s", "ratio"],
                 [["binned_stats_cpu (fused, parallel)", k_cpu.seconds, args.rows / k_cpu.seconds, 1.0],
                  ["per-column searchsorted + bincount", k_ref.seconds, args.rows / k_ref.seconds, k_ref.seconds / k_cpu.seconds]])
+    latency = batch_latency(ref, cur, fit.value, args.batches, args.repeat)
     speedup = scipy_m.seconds / trident.seconds
     mem_ratio = max(trident.peak_bytes, trident_traced) / cur_bytes
     print(f"current data: {fmt_bytes(cur_bytes)}; Trident peak (larger of RSS / traced) / current data = {mem_ratio:.2f} (goal < 2); "
@@ -239,7 +242,50 @@ def run_cpu(args: argparse.Namespace) -> dict[str, Any]:
         "peak_over_current": mem_ratio,
         "drifted_features": report.drifted_features,
         "table": table,
+        "batch_latency": latency,
     }
+
+
+def batch_latency(ref: Any, cur: Any, sketch: Any, batches: list[int], repeat: int) -> list[dict[str, Any]]:
+    """``compare`` on small batches of the current frame (a monitoring loop's call), split into the
+    statistics pass and the report, beside the per-column scipy loop on the same batch (which, having
+    no sketch, reads the whole reference each time)."""
+    from bench.common import print_table
+    from engine.monitor import compare
+    from engine.monitor.config import MonitorConfig
+    from engine.monitor.drift import build_report
+    from engine.monitor.stats import collect
+
+    cfg = MonitorConfig()
+    spec = sketch.spec()
+
+    def median_ms(fn: Any, n: int) -> float:
+        fn()
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return 1e3 * float(np.median(times))
+
+    out, rows = [], []
+    for b in batches:
+        part = cur.iloc[: min(b, len(cur))]
+        n = max(5, 20 * repeat if b <= 10_000 else 3 * repeat)
+        t_all = median_ms(lambda: compare(sketch, part, cfg), n)
+        stats = collect(part, spec, cfg.chunk_rows)
+        t_stats = median_ms(lambda: collect(part, spec, cfg.chunk_rows), n)
+        t_report = median_ms(lambda: build_report(sketch, stats, cfg), n)
+        t_scipy = median_ms(lambda: scipy_loop(ref, part), 1)
+        out.append({"rows": len(part), "compare_ms": t_all, "stats_ms": t_stats, "report_ms": t_report, "scipy_loop_ms": t_scipy})
+        rows.append([f"{len(part):,}", t_all, t_stats, t_report, t_scipy, t_scipy / t_all])
+    print_table(
+        f"compare latency on a batch of the current frame (sketch of {len(ref):,} reference rows in memory; median ms; "
+        "ratio = scipy loop / Trident)",
+        ["batch rows", "Trident compare", "of which statistics", "of which report", "scipy per-column loop", "ratio"],
+        rows,
+    )
+    return out
 
 
 # ------------------------------------------------------------------------------------ GPU bench
@@ -383,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evidently", action="store_true", help="run Evidently (needs --evidently-python)")
     p.add_argument("--evidently-python", default=os.environ.get("TRIDENT_EVIDENTLY_PYTHON"),
                    help="a Python with evidently 0.7.23 + pandas 2.3 to run Evidently in")
+    p.add_argument("--batches", type=lambda v: [int(x) for x in v.split(",") if x], default=[1_000, 10_000, 100_000],
+                   help="comma-separated batch sizes for the compare-latency table (default 1000,10000,100000)")
     p.add_argument("--gpu", action="store_true", help="GPU mode: fused-kernel bandwidth on the device")
     p.add_argument("--gpu-rows", type=int, default=20_000_000)
     args = p.parse_args(argv)
