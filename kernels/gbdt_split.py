@@ -146,9 +146,12 @@ def block_scan_factory() -> Any:
     """A CUDA device function that finds the same candidate as :func:`_scan_feature` with a whole block:
     two threads (in different warps) build the two candidate orders' running left sums sequentially
     (the CPU scan's additions, in its order, so the same values), then every thread evaluates the gains
-    of its share of the 2 x 256 candidates and the block keeps the first largest (a candidate is valid
-    exactly when the sequential scan would reach and accept it: the right child's rows and hessian only
-    shrink along a scan, so once one is too small every later one is).
+    of its share of the 2 x 256 candidates and the block keeps the first largest. A candidate is valid
+    exactly when the sequential scan would reach and accept it: the two threads also note where their
+    order's scan stops (the first bin whose left side is large enough and right side is not), and no
+    candidate from there on counts. The right side usually only shrinks along a scan, but a histogram
+    made by subtraction can hold a slightly negative hessian from rounding, and then a later candidate
+    could pass the right-side test again; the sequential scan never reaches it.
 
     Returns ``scan_into(hist, s, f, nb, G, H, C, l2, mcw, msl, min_gain, sh, pre, red_g, red_i, t_gain,
     t_bin, t_ml, t_left, k, jf)``, called by every thread of a block (it synchronises): it stages
@@ -170,10 +173,13 @@ def block_scan_factory() -> Any:
         n0 = nb if has_missing else nb - 1  # candidates with missing values right
         n1 = nb - 1 if has_missing else 0  # ... and left
         second = 32 if nt > 32 else nt - 1  # the thread of the second order (another warp)
+        # pre[p, 255, 0] (never a candidate: at most 255 bins, and 255 is the missing one) holds where
+        # order p's sequential scan stops
         if tid == 0:
             gl = 0.0
             hl = 0.0
             cl = 0.0
+            stop = n0
             for b in range(n0):
                 gl += sh[0, 0, b, 0]
                 hl += sh[0, 0, b, 1]
@@ -181,10 +187,14 @@ def block_scan_factory() -> Any:
                 pre[0, b, 0] = gl
                 pre[0, b, 1] = hl
                 pre[0, b, 2] = cl
+                if stop == n0 and not (cl < msl or hl < mcw) and (C - cl < msl or H - hl < mcw):
+                    stop = b
+            pre[0, 255, 0] = stop
         if tid == second:
             gl = sh[0, 0, 255, 0]
             hl = sh[0, 0, 255, 1]
             cl = sh[0, 0, 255, 2]
+            stop = n1
             for b in range(n1):
                 gl += sh[0, 0, b, 0]
                 hl += sh[0, 0, b, 1]
@@ -192,6 +202,9 @@ def block_scan_factory() -> Any:
                 pre[1, b, 0] = gl
                 pre[1, b, 1] = hl
                 pre[1, b, 2] = cl
+                if stop == n1 and not (cl < msl or hl < mcw) and (C - cl < msl or H - hl < mcw):
+                    stop = b
+            pre[1, 255, 0] = stop
         cuda.syncthreads()
         den = H + l2
         parent = G * G / den if den > 0.0 else 0.0
@@ -200,7 +213,7 @@ def block_scan_factory() -> Any:
         for c in range(tid, 512, nt):
             p = c // 256
             b = c - p * 256
-            if b >= (n0 if p == 0 else n1):
+            if b >= pre[p, 255, 0]:  # past the end of the order, or where its sequential scan stops
                 continue
             gl = pre[p, b, 0]
             hl = pre[p, b, 1]
@@ -210,7 +223,7 @@ def block_scan_factory() -> Any:
             if cl < msl or hl < mcw:
                 continue
             if cr < msl or hr < mcw:
-                continue  # where the sequential scan stops
+                continue  # not reached: the scan stops at the first such bin
             dl = hl + l2
             dr = hr + l2
             if dl <= 0.0 or dr <= 0.0:

@@ -120,6 +120,7 @@ class DeviceGrowth:
         self.t_left = xp.zeros((half, n_features, 3), dtype=np.float64)
         self.n_bins = xp.asarray(np.asarray(n_bins, dtype=np.int64))
         self.first_buf = xp.empty(n, dtype=np.int32)  # the even levels' row buffer (the rows are copied in)
+        self._gh_buf: Any = None  # gradients copied here when the caller's are not C-contiguous
         self._feats: dict[tuple[int, ...], Any] = {}
         self._programs: dict[tuple[Any, ...], tuple[list[Any], list[tuple[Any, ...]]]] = {}
         self._shapes: set[tuple[Any, ...]] = set()
@@ -160,6 +161,11 @@ class DeviceGrowth:
         first = self.first_buf[:m]
         first[...] = rows
         self.ni.fill(0)
+        if not gh.flags.c_contiguous:  # the kernels read a flat view; a replay must see this tree's values
+            if self._gh_buf is None or self._gh_buf.shape != gh.shape or self._gh_buf.dtype != gh.dtype:
+                self._gh_buf = self.xp.empty(gh.shape, dtype=gh.dtype)
+            self._gh_buf[...] = gh
+            gh = self._gh_buf
         key = (m, tuple(int(f) for f in feats), _address(gh))
         program = self._programs.get(key)
         if program is not None:
