@@ -228,7 +228,9 @@ class TreeGrower:
         nodes.append(root)
         root.slot = self._alloc()
         self.ops.build(self.bins, gh, rows, [0], [m], [root.slot], feats, self.pool)
-        root.sums = np.asarray(to_numpy(self.pool[root.slot, int(feats[0])].sum(axis=0)), dtype=np.float64)
+        # summed on the host, bin after bin: the device-resident grower's root kernel adds in the same
+        # order (a GPU reduction's order would change the last bits, and with them near-tie splits)
+        root.sums = np.asarray(to_numpy(self.pool[root.slot, int(feats[0])]), dtype=np.float64).sum(axis=0)
         root.sums[2] = m
         frontier: list[_Node] = []
         if self._can_split(root):
