@@ -725,7 +725,7 @@ class CudaBinnedStats:
         d_x = io.to_device(x)
         self.hist = io.full((f, m + 1), 0, np.int64)
         groups, shared_hist = _column_groups(f, m, x.dtype.itemsize)
-        col_major = bool(f > 1 and x.strides[0] < x.strides[1])
+        col_major = bool(f > 1 and d_x.strides[0] < d_x.strides[1])  # the layout on the device (NumPy input arrives C-ordered)
         # row-major with unit column stride (C order): the kernel reads through a flat view
         flat = bool(not col_major and d_x.flags["C_CONTIGUOUS"] and d_x.size > 0)
         d_flat = d_x.reshape(-1) if flat else io.to_device(np.zeros(1, dtype=x.dtype))

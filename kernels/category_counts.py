@@ -312,7 +312,7 @@ def category_counts_cuda(codes: Any, n_categories: Any, blocks: int | None = Non
     if not shared_counts:
         g = SHARED_BYTES // 8
     g = max(1, min(f, g, 1024))
-    col_major = bool(f > 1 and codes.strides[0] < codes.strides[1])
+    col_major = bool(f > 1 and d_codes.strides[0] < d_codes.strides[1])  # the layout on the device
     if not col_major and not d_codes.flags["C_CONTIGUOUS"]:
         d_codes = io.xp.ascontiguousarray(d_codes)  # (CuPy: NumPy input arrives contiguous)
     d_flat = d_codes.reshape(-1) if not col_major and d_codes.size else io.to_device(np.zeros(1, dtype=codes.dtype))
