@@ -6,7 +6,10 @@ Run from the repository root on a machine with a GPU::
     python bench/gpu_check.py --only "drift|gbdt"   # the checks whose name matches
 
 Without a GPU it says so and exits 0. Each check is independent: an exception becomes a FAIL row and
-the next check runs. Exit status 1 when a check failed. Needs only NumPy, Numba CUDA, CuPy, pandas
+the next check runs. An error that leaves the CUDA context unusable (an illegal memory access, a
+kernel that failed or hit an assertion: :func:`sticky_cuda_error`) would fail every later check too, so
+the remaining checks then run in a fresh process (same options, the rest of the budget) and their rows
+join this run's table. Exit status 1 when a check failed. Needs only NumPy, Numba CUDA, CuPy, pandas
 and scipy (no Dask: the LocalCUDACluster check, the train stage with ``cluster=local_cuda``, runs only
 when dask_cuda imports; it and the stages check need hydra-core). ``bench/gpu_wheels.sh`` fetches the wheels a GPU machine without them needs. The checks
 stop starting after ``--budget`` seconds (default 420) so the whole run stays under 8 minutes;
@@ -697,6 +700,68 @@ def _checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], Result], f
     ]
 
 
+#: The CUDA errors after which a process's context cannot be used again, as they read in lower case
+#: without ``_``: CuPy says ``cudaErrorIllegalAddress: an illegal memory access was encountered``, Numba
+#: and cuda.core ``CUDA_ERROR_ILLEGAL_ADDRESS``.
+_STICKY = ("illegaladdress", "illegal memory access", "launchfailed", "launchfailure", "unspecified launch failure",
+           "misalignedaddress", "illegalinstruction", "hardwarestack", "invalidpc", "launchtimeout",
+           "cudaerrorassert", "device-side assert")
+
+
+def sticky_cuda_error(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it chains) is a CUDA error that poisons the process's context."""
+    for _ in range(8):
+        if exc is None:
+            return False
+        text = f"{type(exc).__name__}: {exc}".lower().replace("_", "")
+        if any(k in text for k in _STICKY):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+#: Where a child run (after a sticky CUDA error) writes its JSON instead of ``$OUT/gpu_check.json``.
+CHILD_JSON_ENV = "TRIDENT_GPU_CHECK_JSON"
+
+
+def _run_rest_in_fresh_process(argv: list[str], names: list[str], budget: float) -> list[dict[str, Any]]:
+    """Run the checks ``names`` in a new process (this one's CUDA context is unusable); their rows."""
+    import re
+    import subprocess
+    import tempfile
+
+    keep: list[str] = []
+    skip_next = False
+    for a in argv:  # this run's options, less the selection and the budget that the child gets anew
+        if skip_next:
+            skip_next = False
+            continue
+        if a in ("--only", "--budget"):
+            skip_next = True
+            continue
+        if a.startswith(("--only=", "--budget=")):
+            continue
+        keep.append(a)
+    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as d:
+        path = Path(d) / "rest.json"
+        env = {**os.environ, CHILD_JSON_ENV: str(path)}
+        cmd = [sys.executable, str(Path(__file__).resolve()), *keep, "--only", pattern, "--budget", f"{budget:.0f}"]
+        print(f"gpu_check: the CUDA context is unusable; {len(names)} remaining check(s) in a fresh process", flush=True)
+        try:
+            subprocess.run(cmd, cwd=os.getcwd(), env=env, timeout=budget + 120)
+        except subprocess.TimeoutExpired:
+            pass
+        rows = json.loads(path.read_text())["checks"] if path.exists() else []
+    done = {r["check"] for r in rows}
+    for r in rows:
+        r["detail"] = f"{r['detail']} [fresh process after a CUDA error]"
+    rows += [{"check": n, "status": "FAIL", "seconds": 0.0, "metrics": {},
+              "detail": "not run: the fresh process for the checks after a CUDA error stopped first"}
+             for n in names if n not in done]
+    return rows
+
+
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for m in ("numpy", "numba", "numba_cuda", "cupy", "pandas", "scipy", "sklearn", "hydra", "dask", "dask_cuda"):
@@ -709,13 +774,14 @@ def _versions() -> dict[str, str]:
 
 
 def _write(payload: dict[str, Any], quiet: bool = False) -> None:
-    """``$OUT/gpu_check.json`` (atomically), when ``OUT`` is set."""
+    """``$OUT/gpu_check.json`` (atomically), when ``OUT`` is set (a child run: the file it was given)."""
     out = os.environ.get("OUT")
-    if not out:
+    child = os.environ.get(CHILD_JSON_ENV)
+    if not out and not child:
         return
     from engine.atomic import write_text
 
-    path = Path(out) / "gpu_check.json"
+    path = Path(child) if child else Path(out) / "gpu_check.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(payload, indent=2, default=str))
     if not quiet:
@@ -769,7 +835,7 @@ def main(argv: list[str] | None = None) -> int:
     if not checks:
         print(f"gpu_check: no check matches --only {args.only!r}", file=sys.stderr)
         return 2
-    for name, fn, estimate in checks:
+    for i, (name, fn, estimate) in enumerate(checks):
         t0 = time.perf_counter()
         if t0 - t_start + estimate > args.budget:
             rows.append({"check": name, "status": "skip", "seconds": 0.0, "metrics": {},
@@ -782,10 +848,16 @@ def main(argv: list[str] | None = None) -> int:
             status, detail, metrics = "skip", str(exc), {}
         except Exception as exc:  # a failing check is a row, not a crash
             status, detail, metrics = "FAIL", f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()}
+            metrics["sticky_cuda_error"] = sticky_cuda_error(exc)
         rows.append({"check": name, "status": status, "seconds": time.perf_counter() - t0, "detail": detail, "metrics": metrics})
         print(f"  {status:<4} {name} ({rows[-1]['seconds']:.1f} s): {detail}", flush=True)
         _write({"gpu": True, "device": device, "versions": _versions(), "smoke": args.smoke, "partial": True,
                 "checks": rows}, quiet=True)  # what is done survives a run stopped at its time limit
+        rest = [c[0] for c in checks[i + 1:]]
+        if metrics.get("sticky_cuda_error") and rest:
+            left = args.budget - (time.perf_counter() - t_start)
+            rows += _run_rest_in_fresh_process(list(argv if argv is not None else sys.argv[1:]), rest, left)
+            break
     table = _table(rows)
     total = time.perf_counter() - t_start
     print(f"\nGPU check on {device[0]['name'] if device else 'GPU'}, {time.strftime('%Y-%m-%d')}, {total:.0f} s\n{table}")

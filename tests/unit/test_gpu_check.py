@@ -92,3 +92,47 @@ def test_cluster_check_runs_the_train_stage_on_dask_workers(monkeypatch):
     assert metrics["executor"]["cluster"] == "local" and metrics["executor"]["workers"] >= 1
     assert metrics["inputs"].startswith("host arrays scattered")
     assert abs(metrics["cv_auc"] - metrics["cv_auc_in_process"]) <= gpu_check.GBDT_AUC_TOL
+
+
+def test_sticky_cuda_errors_are_told_from_others():
+    from bench.gpu_check import sticky_cuda_error
+
+    assert sticky_cuda_error(RuntimeError("cudaErrorIllegalAddress: an illegal memory access was encountered"))
+    assert sticky_cuda_error(RuntimeError("[700] Call to cuCtxSynchronize results in CUDA_ERROR_ILLEGAL_ADDRESS"))
+    assert sticky_cuda_error(RuntimeError("CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure"))
+    try:  # chained: the error a wrapper raised while handling the CUDA one
+        try:
+            raise RuntimeError("CUDA_ERROR_MISALIGNED_ADDRESS")
+        except RuntimeError as inner:
+            raise ValueError("fit failed") from inner
+    except ValueError as outer:
+        assert sticky_cuda_error(outer)
+    assert not sticky_cuda_error(RuntimeError("CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES: too many resources requested"))
+    assert not sticky_cuda_error(AssertionError("AUC differs"))
+
+
+def test_checks_after_a_sticky_cuda_error_run_in_a_fresh_process(tmp_path, monkeypatch, capsys):
+    """A check that poisons the CUDA context: the rest of the list runs in a new process (here the real
+    hashing check, on the simulator and the CuPy stand-in) and its rows join this run's table."""
+    from bench import gpu_check
+
+    def boom():
+        raise RuntimeError("cudaErrorIllegalAddress: an illegal memory access was encountered")
+
+    real = gpu_check._checks
+
+    def checks(args):
+        return [("boom", boom, 1), *[c for c in real(args) if c[0] == "hashing"]]
+
+    monkeypatch.setattr(gpu_check, "_checks", checks)
+    monkeypatch.setenv("OUT", str(tmp_path))
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "tests" / "cupy_standin"), str(REPO)]))
+    assert gpu_check.main(["--smoke", "--budget", "300"]) == 1  # the first check failed
+    payload = json.loads((tmp_path / "gpu_check.json").read_text())
+    rows = {r["check"]: r for r in payload["checks"]}
+    assert list(rows) == ["boom", "hashing"]
+    assert rows["boom"]["status"] == "FAIL" and rows["boom"]["metrics"]["sticky_cuda_error"] is True
+    assert rows["hashing"]["status"] == "ok", rows["hashing"]
+    assert rows["hashing"]["detail"].endswith("[fresh process after a CUDA error]")
+    assert "remaining check(s) in a fresh process" in capsys.readouterr().out
