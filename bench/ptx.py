@@ -213,7 +213,8 @@ def _ptxas_info(text: str) -> dict[str, Any]:
 
 
 def _patch(compiler: Compiler) -> None:
-    """Every module's ``launch`` compiles; device I/O stays on the host; a 132-multiprocessor GPU."""
+    """Every module's ``launch`` compiles; device I/O stays on the host, in the input's layout (as a CuPy
+    input's does: a Fortran-ordered case compiles the column-major kernel); a 132-multiprocessor GPU."""
     import importlib
 
     import kernels._cuda as kc
@@ -221,7 +222,7 @@ def _patch(compiler: Compiler) -> None:
     for name in KERNEL_MODULES:
         setattr(importlib.import_module(name), "launch", compiler)
     kc.multiprocessors = lambda: 132
-    kc.DeviceIO.to_device = lambda self, a: np.ascontiguousarray(a)
+    kc.DeviceIO.to_device = lambda self, a: np.asarray(a)
     kc.DeviceIO.full = lambda self, shape, value, dtype: np.full(shape, value, dtype=dtype)
     kc.DeviceIO.result = lambda self, d: d
 
