@@ -3,8 +3,9 @@
 Every numeric feature gets PSI, Jensen-Shannon, Wasserstein (binned), KS, mean/std shift and the
 missing-rate change; every categorical PSI and a two-sample chi-square test, new and vanished
 categories; plus the correlation shift and an overall verdict from the thresholds in ``conf/monitor``
-(as recorded with the run; ``monitor.*`` overrides change them). The report is printed and written as
-JSON (atomically).
+(as recorded with the run; ``monitor.*`` overrides change them). The input is streamed in chunks of
+``--chunk-rows`` rows (only the reference's columns are read), so it may be larger than memory. The
+report is printed and written as JSON (atomically).
 """
 from __future__ import annotations
 
@@ -24,18 +25,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exact-ks", action="store_true", help="not available from a sketch alone; see the docs")
     p.add_argument("--fail-on-drift", action="store_true", help="exit with status 4 when the data drifted")
     p.add_argument("--top", type=int, default=20, help="features shown in the table (default 20)")
+    p.add_argument("--chunk-rows", type=int, default=1_000_000,
+                   help="rows read at a time: the input is streamed, so it may be larger than memory (default 1000000)")
     p.add_argument("overrides", nargs="*", metavar="monitor.KEY=VALUE", help="threshold overrides")
 
 
-def _read(path: str) -> Any:
-    from engine.data.ingest import read_csv, read_parquet
+def _stream(path: str, sketch: Any, chunk_rows: int) -> Any:
+    """The sketch's columns of ``path`` in frames of ``chunk_rows`` rows, with a progress bar: a CSV's
+    numeric columns read as float64 and the categoricals whose reference categories are strings as
+    strings (codes such as "007" keep their zeros; every block gets the same types)."""
+    import pyarrow as pa
+
+    from engine import console
+    from engine.data.ingest import iter_frames
 
     p = Path(path)
     if not p.exists():
         raise DataError(f"--input {path}: no such file or folder")
-    if p.is_dir() or p.suffix.lower() in (".parquet", ".pq"):
-        return read_parquet(p)
-    return read_csv(p)
+    if chunk_rows < 1:
+        raise DataError(f"--chunk-rows: expected at least 1, got {chunk_rows}")
+    columns = list(sketch.numeric) + list(sketch.categorical)
+    types = {c: pa.float64() for c in sketch.numeric}
+    types.update({c: pa.string() for c in sketch.categorical if all(isinstance(v, str) for v in sketch.categories[c])})
+    try:
+        frames = iter_frames(p, columns, types, batch_rows=chunk_rows)
+    except DataError as exc:
+        raise DataError(f"--input {path}: {exc}") from exc
+    return console.track(frames, f"comparing {p.name} in chunks of {chunk_rows:,} rows")
 
 
 def _config(manifest: dict[str, Any], overrides: list[str]) -> Any:
@@ -77,15 +93,10 @@ def main(args: argparse.Namespace) -> int:
     manifest = load_manifest(run)
     cfg = _config(manifest, list(args.overrides))
     sketch = ReferenceSketch.load(run / REFERENCE_DIR)
-    frame = _read(args.input)
-    missing = [c for c in list(sketch.numeric) + list(sketch.categorical) if c not in frame.columns]
-    if missing:
-        raise DataError(f"--input {args.input}: column(s) {', '.join(missing)} of the reference are missing")
-    with console.status(f"comparing {len(frame):,} rows against the reference of run {run.name}"):
-        report = compare(sketch, frame, config=cfg)
+    report = compare(sketch, _stream(args.input, sketch, int(args.chunk_rows)), config=cfg)
     out = Path(args.output) if args.output else run / "monitor" / f"drift-{Path(args.input).stem}.json"
-    write_json(out, {"run_id": manifest["run_id"], "input": str(Path(args.input).resolve()), "rows": int(len(frame)),
-                     **report.to_dict()})
+    write_json(out, {"run_id": manifest["run_id"], "input": str(Path(args.input).resolve()),
+                     "rows": int(report.n_rows_current), **report.to_dict()})
     table = report.to_frame()
     if "feature" not in table.columns:
         table = table.reset_index().rename(columns={"index": "feature"})

@@ -4,10 +4,13 @@ Files are read through pyarrow (multi-threaded CSV parser; ``pyarrow.dataset`` f
 ``key=value`` partition folders becoming ``category`` columns) and handed on as a pandas DataFrame. Columns declared
 ``categorical``, ``text`` or ``id`` in ``data.dtypes`` are read as strings, so codes such as ``"007"``
 keep their leading zeros. Every problem with the input names ``data.path`` and the file.
+:func:`iter_frames` streams chosen columns of the same kinds of files in frames of a bounded number of
+rows, for commands that read data larger than memory (``trident monitor``).
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +173,105 @@ def read_table(data_cfg: Any) -> pd.DataFrame:
     if source == "parquet":
         return read_parquet(resolve_path(data_cfg), declared, drop)
     raise ConfigError(f"data.source: expected synthetic, csv or parquet; got {source!r}")
+
+
+# ------------------------------------------------------------------------------------------ streaming
+#: Bytes of CSV text parsed at a time by :func:`iter_frames` (a block holds whole rows).
+CSV_BLOCK_BYTES = 64 << 20
+
+
+def csv_header(path: str | os.PathLike) -> list[str]:
+    """The column names in a CSV file's header row (read without parsing the rest)."""
+    import csv
+
+    p = Path(path)
+    _check_file(p, "CSV")
+    with open(p, newline="", encoding="utf-8", errors="replace") as fh:
+        return next(csv.reader(fh), [])
+
+
+def iter_frames(path: str | os.PathLike, columns: list[str], types: dict[str, Any] | None = None,
+                batch_rows: int = 1_000_000, block_bytes: int = CSV_BLOCK_BYTES) -> Iterator[pd.DataFrame]:
+    """Stream ``columns`` of a CSV file, a Parquet file or a folder of Parquet files as pandas frames of
+    ``batch_rows`` rows (the last one fewer), so a file larger than memory can be read: at most one CSV
+    block (``block_bytes``) or Parquet batch and one frame are in memory at a time.
+
+    ``types`` maps a column to the pyarrow type it is read as (CSV only; Parquet files carry their own):
+    a CSV column's type is otherwise inferred from the first block and every later block must fit it.
+    Missing values are read as in :func:`read_csv`. The path and the columns are checked at once; the
+    file is read as the frames are consumed.
+
+    Raises
+    ------
+    DataError
+        The path is missing, empty or unreadable, a named column is not in the data (all of them are
+        named), the file has no data rows, or a later block does not parse as the type of its column.
+    """
+    import pyarrow as pa
+
+    p = Path(path)
+    is_parquet = p.is_dir() or p.suffix.lower() in (".parquet", ".pq")
+    _check_file(p, "Parquet" if is_parquet else "CSV")
+    if batch_rows < 1:
+        raise DataError(f"batch_rows: expected at least 1, got {batch_rows}")
+    try:
+        if is_parquet:
+            import pyarrow.dataset as pads
+
+            if p.is_file() and p.stat().st_size == 0:
+                raise DataError(f"'{p}' is empty (0 bytes); expected a Parquet file")
+            ds = pads.dataset(p, format="parquet", partitioning="hive")
+            _require(columns, ds.schema.names, p)
+            batches = ds.to_batches(columns=list(columns), batch_size=batch_rows)
+        else:
+            import pyarrow.csv as pacsv
+
+            if p.is_dir():
+                raise DataError(f"'{p}' is a folder; expected a CSV file or Parquet")
+            if p.stat().st_size == 0:
+                raise DataError(f"'{p}' is empty (0 bytes); expected a CSV file with a header row and data")
+            _require(columns, csv_header(p), p)
+            convert = pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True,
+                                           column_types=dict(types or {}), include_columns=list(columns))
+            batches = pacsv.open_csv(p, read_options=pacsv.ReadOptions(block_size=int(block_bytes)),
+                                     convert_options=convert)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read '{p}': {_first_line(exc)}") from exc
+    return _joined(batches, batch_rows, p)
+
+
+def _joined(batches: Iterator[Any], batch_rows: int, path: Path) -> Iterator[pd.DataFrame]:
+    """Record batches re-cut into pandas frames of ``batch_rows`` rows (the last one fewer)."""
+    import pyarrow as pa
+
+    pending: list[Any] = []
+    rows = seen = 0
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows < batch_rows:
+                continue
+            table = pa.Table.from_batches(pending)
+            start = 0
+            while rows - start >= batch_rows:
+                seen += batch_rows
+                yield table.slice(start, batch_rows).to_pandas(date_as_object=False)
+                start += batch_rows
+            pending = table.slice(start).to_batches() if start < rows else []
+            rows -= start
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read '{path}': {_first_line(exc)}") from exc
+    if rows:
+        seen += rows
+        yield pa.Table.from_batches(pending).to_pandas(date_as_object=False)
+    if not seen:
+        raise DataError(f"'{path}' has a header but no data rows")
+
+
+def _require(columns: list[str], present: list[str], path: Path) -> None:
+    missing = [c for c in columns if c not in set(present)]
+    if missing:
+        raise DataError(f"'{path}': column(s) {', '.join(missing)} not found; the data has {', '.join(present)}")

@@ -268,3 +268,69 @@ def test_regression_target_is_float():
 def test_regression_target_must_be_numeric():
     with pytest.raises(DataError, match="must be numeric for data.task=regression"):
         describe_target(pd.Series(["x", "y", "z"], name="price"), "regression")
+
+
+# ------------------------------------------------------------------------------------------ streaming
+def _stream_frame(n: int = 2500):
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=n)
+    x[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({
+        "x": x,
+        "k": rng.integers(0, 50, n),
+        "code": rng.choice(["007", "010", "123"], n),
+        "unused": rng.choice(["a", "b"], n),
+    })
+
+
+def test_iter_frames_streams_a_csv_in_chunks_of_the_chosen_columns_and_types(tmp_path):
+    import pyarrow as pa
+
+    from engine.data.ingest import iter_frames
+
+    df = _stream_frame()
+    path = tmp_path / "big.csv"
+    df.to_csv(path, index=False)
+    parts = list(iter_frames(path, ["x", "code", "k"], {"x": pa.float64(), "code": pa.string()},
+                             batch_rows=600, block_bytes=4096))
+    assert [len(p) for p in parts] == [600] * 4 + [100]  # blocks re-cut into chunks of 600 rows
+    got = pd.concat(parts, ignore_index=True)
+    assert list(got.columns) == ["x", "code", "k"] and len(got) == len(df)  # only the chosen columns
+    assert got["code"].tolist() == df["code"].tolist()  # read as strings: "007" keeps its zeros
+    np_x = got["x"].to_numpy(float)
+    assert ((np_x == df["x"].to_numpy()) | (pd.isna(np_x) & df["x"].isna().to_numpy())).all()
+
+
+def test_iter_frames_streams_a_parquet_folder(tmp_path):
+    from engine.data.ingest import iter_frames
+
+    df = _stream_frame()
+    (tmp_path / "pq").mkdir()
+    df.iloc[:1000].to_parquet(tmp_path / "pq" / "a.parquet", index=False)
+    df.iloc[1000:].to_parquet(tmp_path / "pq" / "b.parquet", index=False)
+    parts = list(iter_frames(tmp_path / "pq", ["k", "x"], batch_rows=700))
+    got = pd.concat(parts, ignore_index=True)
+    assert [len(p) for p in parts] == [700] * 3 + [400] and sorted(got["k"].tolist()) == sorted(df["k"].tolist())
+
+
+def test_iter_frames_names_missing_columns_and_bad_blocks(tmp_path):
+    from engine.data.ingest import iter_frames
+
+    df = _stream_frame()
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match="column\\(s\\) nope, gone not found"):
+        iter_frames(path, ["x", "nope", "gone"])  # checked at once, before any reading
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("x,k\n")
+    with pytest.raises(DataError, match="no data rows"):
+        list(iter_frames(header_only, ["x"]))
+    bad = tmp_path / "bad.csv"
+    lines = ["x,k"] + [f"{i}.5,{i}" for i in range(3000)] + ["oops,1"]
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="cannot read"):  # a later block does not parse as the first one's type
+        list(iter_frames(bad, ["x", "k"], block_bytes=2048))
+    with pytest.raises(DataError, match="does not exist"):
+        iter_frames(tmp_path / "none.csv", ["x"])
