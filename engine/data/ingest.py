@@ -177,7 +177,7 @@ def read_table(data_cfg: Any) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------ streaming
 #: Bytes of CSV text parsed at a time by :func:`iter_frames` (a block holds whole rows).
-CSV_BLOCK_BYTES = 64 << 20
+CSV_BLOCK_BYTES = 16 << 20
 
 
 def csv_header(path: str | os.PathLike) -> list[str]:
