@@ -186,7 +186,7 @@ def csv_header(path: str | os.PathLike) -> list[str]:
 
     p = Path(path)
     _check_file(p, "CSV")
-    with open(p, newline="", encoding="utf-8", errors="replace") as fh:
+    with open(p, newline="", encoding="utf-8-sig", errors="replace") as fh:
         return next(csv.reader(fh), [])
 
 
@@ -196,8 +196,9 @@ def iter_frames(path: str | os.PathLike, columns: list[str], types: dict[str, An
     ``batch_rows`` rows (the last one fewer), so a file larger than memory can be read: at most one CSV
     block (``block_bytes``) or Parquet batch and one frame are in memory at a time.
 
-    ``types`` maps a column to the pyarrow type it is read as (CSV only; Parquet files carry their own):
-    a CSV column's type is otherwise inferred from the first block and every later block must fit it.
+    ``types`` maps a column to the pyarrow type it is read as (CSV only; Parquet files carry their own);
+    a CSV column without one has its type inferred block by block, so give one wherever every chunk
+    must agree (a value that does not parse as its column's type is then an error).
     Missing values are read as in :func:`read_csv`. The path and the columns are checked at once; the
     file is read as the frames are consumed.
 
@@ -205,7 +206,7 @@ def iter_frames(path: str | os.PathLike, columns: list[str], types: dict[str, An
     ------
     DataError
         The path is missing, empty or unreadable, a named column is not in the data (all of them are
-        named), the file has no data rows, or a later block does not parse as the type of its column.
+        named), the file has no data rows, or a value does not parse as the type given for its column.
     """
     import pyarrow as pa
 
@@ -233,11 +234,31 @@ def iter_frames(path: str | os.PathLike, columns: list[str], types: dict[str, An
             _require(columns, csv_header(p), p)
             convert = pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True,
                                            column_types=dict(types or {}), include_columns=list(columns))
-            batches = pacsv.open_csv(p, read_options=pacsv.ReadOptions(block_size=int(block_bytes)),
-                                     convert_options=convert)
+            batches = _csv_blocks(p, int(block_bytes), convert)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read '{p}': {_first_line(exc)}") from exc
     return _joined(batches, batch_rows, p)
+
+
+def _csv_blocks(path: Path, block_bytes: int, convert: Any) -> Iterator[Any]:
+    """Record batches of a CSV file parsed ``block_bytes`` of text at a time, each block cut at a line end
+    and parsed with the header by pyarrow's multi-threaded reader. (pyarrow's own streaming reader parses
+    on one thread and reads ahead of its consumer, holding hundreds of MB for a large file.) Like pyarrow
+    by default, values may not hold line breaks."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with open(path, "rb") as fh:
+        header = fh.readline()
+        while True:
+            block = fh.read(block_bytes)
+            if not block:
+                return
+            if not block.endswith(b"\n"):
+                block += fh.readline()  # to the end of the last row
+            if not block.strip():
+                continue
+            yield from pacsv.read_csv(pa.py_buffer(header + block), convert_options=convert).to_batches()
 
 
 def _joined(batches: Iterator[Any], batch_rows: int, path: Path) -> Iterator[pd.DataFrame]:

@@ -316,6 +316,8 @@ def test_iter_frames_streams_a_parquet_folder(tmp_path):
 
 
 def test_iter_frames_names_missing_columns_and_bad_blocks(tmp_path):
+    import pyarrow as pa
+
     from engine.data.ingest import iter_frames
 
     df = _stream_frame()
@@ -330,7 +332,19 @@ def test_iter_frames_names_missing_columns_and_bad_blocks(tmp_path):
     bad = tmp_path / "bad.csv"
     lines = ["x,k"] + [f"{i}.5,{i}" for i in range(3000)] + ["oops,1"]
     bad.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match="cannot read"):  # a later block does not parse as the first one's type
-        list(iter_frames(bad, ["x", "k"], block_bytes=2048))
+    frames = iter_frames(bad, ["x", "k"], {"x": pa.float64()}, batch_rows=500, block_bytes=2048)
+    assert len(next(frames)) == 500  # the first blocks parse
+    with pytest.raises(DataError, match="cannot read .*bad.csv.*oops"):  # the last one does not
+        list(frames)
     with pytest.raises(DataError, match="does not exist"):
         iter_frames(tmp_path / "none.csv", ["x"])
+
+
+def test_iter_frames_reads_crlf_files_with_a_bom_and_no_final_newline(tmp_path):
+    from engine.data.ingest import iter_frames
+
+    path = tmp_path / "win.csv"
+    rows = [f"{i},c{i % 3}" for i in range(1000)]
+    path.write_bytes(b"\xef\xbb\xbf" + ("x,c\r\n" + "\r\n".join(rows)).encode())
+    got = pd.concat(iter_frames(path, ["x", "c"], batch_rows=300, block_bytes=1000), ignore_index=True)
+    assert got["x"].tolist() == list(range(1000)) and got["c"].tolist() == [f"c{i % 3}" for i in range(1000)]
