@@ -190,9 +190,9 @@ def csv_header(path: str | os.PathLike) -> list[str]:
         return next(csv.reader(fh), [])
 
 
-def iter_frames(path: str | os.PathLike, columns: list[str], types: dict[str, Any] | None = None,
+def iter_frames(path: str | os.PathLike, columns: list[str] | None = None, types: dict[str, Any] | None = None,
                 batch_rows: int = 1_000_000, block_bytes: int = CSV_BLOCK_BYTES) -> Iterator[pd.DataFrame]:
-    """Stream ``columns`` of a CSV file, a Parquet file or a folder of Parquet files as pandas frames of
+    """Stream ``columns`` (default: all) of a CSV file, a Parquet file or a folder of Parquet files as pandas frames of
     ``batch_rows`` rows (the last one fewer), so a file larger than memory can be read: at most one CSV
     block (``block_bytes``) or Parquet batch and one frame are in memory at a time.
 
@@ -222,8 +222,8 @@ def iter_frames(path: str | os.PathLike, columns: list[str], types: dict[str, An
             if p.is_file() and p.stat().st_size == 0:
                 raise DataError(f"'{p}' is empty (0 bytes); expected a Parquet file")
             ds = pads.dataset(p, format="parquet", partitioning="hive")
-            _require(columns, ds.schema.names, p)
-            batches = ds.to_batches(columns=list(columns), batch_size=batch_rows)
+            columns = _require(columns, ds.schema.names, p)
+            batches = ds.to_batches(columns=columns, batch_size=batch_rows)
         else:
             import pyarrow.csv as pacsv
 
@@ -231,9 +231,9 @@ def iter_frames(path: str | os.PathLike, columns: list[str], types: dict[str, An
                 raise DataError(f"'{p}' is a folder; expected a CSV file or Parquet")
             if p.stat().st_size == 0:
                 raise DataError(f"'{p}' is empty (0 bytes); expected a CSV file with a header row and data")
-            _require(columns, csv_header(p), p)
+            columns = _require(columns, csv_header(p), p)
             convert = pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True,
-                                           column_types=dict(types or {}), include_columns=list(columns))
+                                           column_types=dict(types or {}), include_columns=columns)
             batches = _csv_blocks(p, int(block_bytes), convert)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read '{p}': {_first_line(exc)}") from exc
@@ -292,7 +292,11 @@ def _joined(batches: Iterator[Any], batch_rows: int, path: Path) -> Iterator[pd.
         raise DataError(f"'{path}' has a header but no data rows")
 
 
-def _require(columns: list[str], present: list[str], path: Path) -> None:
+def _require(columns: list[str] | None, present: list[str], path: Path) -> list[str]:
+    """``columns`` (all of ``present`` when None), each checked to be there."""
+    if columns is None:
+        return list(present)
     missing = [c for c in columns if c not in set(present)]
     if missing:
         raise DataError(f"'{path}': column(s) {', '.join(missing)} not found; the data has {', '.join(present)}")
+    return list(columns)

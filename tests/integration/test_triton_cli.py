@@ -79,6 +79,29 @@ def test_predict_scores_a_file_through_the_server(work, packaged_models, credit_
     assert (out["label"].astype(str).to_numpy() == want["label"].astype(str).to_numpy()).all()
 
 
+def test_predict_in_small_chunks_and_to_parquet_gives_the_same_scores(work, credit_heldout):
+    """The input is read, scored and written a chunk at a time: small chunks (a last partial one), a
+    Parquet output, and the one-chunk CSV agree row for row."""
+    outs = {}
+    for name, extra in {"one.csv": [], "chunks.csv": ["--chunk-rows", "97"], "chunks.parquet": ["--chunk-rows", "150"]}.items():
+        res = _trident(work, "predict", "--input", "heldout.csv", "--output", name, "--repository", "triton_models", *extra)
+        assert res.returncode == 0, res.stderr
+        assert f"scored {len(credit_heldout)} rows" in res.stdout
+        outs[name] = pd.read_parquet(work / name) if name.endswith(".parquet") else pd.read_csv(work / name)
+    one = outs["one.csv"]
+    assert len(credit_heldout) % 97 and list(one.columns) == list(credit_heldout.columns) + ["score", "label"]
+    for name in ("chunks.csv", "chunks.parquet"):
+        other = outs[name]
+        assert list(other.columns) == list(one.columns) and len(other) == len(one)
+        diff = np.max(np.abs(other["score"].to_numpy(float) - one["score"].to_numpy(float)))
+        assert diff <= 1e-6, (name, diff)  # float32 scores: CSV text against Parquet's binary value
+        assert (other["label"].astype(str).to_numpy() == one["label"].astype(str).to_numpy()).all()
+    res = _trident(work, "predict", "--input", "heldout.csv", "--output", "x.csv", "--repository", "triton_models",
+                   "--chunk-rows", "0")
+    assert res.returncode == 2 and "--chunk-rows" in res.stderr and "Traceback" not in res.stderr
+    assert not (work / "x.csv").exists()
+
+
 def test_the_documented_tritonclient_call_works(work):
     text = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
     code = re.search(r"```python\n(import numpy.*?)```", text, flags=re.S).group(1)
