@@ -79,8 +79,9 @@ def _write_scored(dest: Path, scored: Iterator[Any]) -> int:
                     try:  # a CSV block can read a column with another type than the first block did
                         table = table.cast(writer.schema)
                     except (pa.ArrowException, ValueError) as exc:
-                        raise DataError(f"--output {dest}: rows {rows:,} on do not fit the types of the first rows "
-                                        f"({str(exc).splitlines()[0]}); write CSV, or use a larger --chunk-rows") from exc
+                        raise DataError(f"--output {dest}: the rows from row {rows:,} on do not fit the column types of "
+                                        f"the first rows ({str(exc).splitlines()[0]}); write CSV, or use a larger "
+                                        "--chunk-rows") from exc
                 writer.write_table(table)
                 rows += len(part)
         finally:
