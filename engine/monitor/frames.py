@@ -48,6 +48,7 @@ class Table:
             self.kind = "cudf" if _is_cudf(obj) else "pandas"
             self.names = [str(c) for c in obj.columns]
             self._by_name = {str(c): c for c in obj.columns}
+            self._position = {str(c): i for i, c in enumerate(obj.columns)}
             self.n_rows = int(len(obj))
         elif isinstance(obj, Mapping):
             self.kind = "mapping"
@@ -119,8 +120,7 @@ class Table:
             return x
         if self.kind == "pandas":
             # by position: ``frame[labels]`` spends most of its time looking the labels up
-            pos = {str(c): i for i, c in enumerate(self.obj.columns)}
-            block = self.obj.take([pos[n] for n in names], axis=1)
+            block = self.obj.take([self._position[n] for n in names], axis=1)
             if start != 0 or stop != self.n_rows:
                 block = block.iloc[start:stop]
             try:
