@@ -67,6 +67,43 @@ def measure(fn: Callable[[], Any], repeat: int = 1) -> Measurement:
     return Measurement(best, int(peak), value)
 
 
+def profile_call(fn: Callable[[], Any], top: int = 12) -> dict[str, Any]:
+    """Where one call of ``fn`` spends its host time (cProfile; ``fn`` waits for the device itself).
+
+    Returns the call's seconds under the profiler, the ``top`` functions by own time (any code) and by
+    cumulative time in this repository's code outside bench/ (``file:line name``, calls, seconds), and the raw
+    ``pstats`` table as ``stats`` for callers that pick out functions of their own.
+    """
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    try:
+        fn()
+    finally:
+        prof.disable()
+    wall = time.perf_counter() - t0
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (primitive calls, calls, own s, cumulative s, callers)
+    repo = str(Path(__file__).resolve().parents[1])
+
+    def label(key: tuple[str, int, str]) -> str:
+        f, line, name = key
+        return f"{f.replace(repo + '/', '')}:{line} {name}"
+
+    own = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
+    ours = sorted(((k, v) for k, v in stats.items()
+                   if k[0].startswith(repo) and "/.venv" not in k[0] and not k[0].startswith(f"{repo}/bench/")),
+                  key=lambda kv: -kv[1][3])[:top]
+    return {
+        "seconds": wall,
+        "top_own_time": [[label(k), int(v[1]), round(float(v[2]), 4)] for k, v in own],
+        "top_repo_cumulative": [[label(k), int(v[1]), round(float(v[3]), 4)] for k, v in ours],
+        "stats": stats,
+    }
+
+
 def fmt_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":

@@ -155,39 +155,22 @@ def profile_fit(factory: Any, X: Any, y: Any, top: int = 12) -> dict[str, Any]:
     :func:`kernels._cuda.launch`), and the ``top`` functions by own time and by cumulative time in this
     repository's code (``file:line name``, calls, seconds).
     """
-    import cProfile
-    import pstats
-
+    from bench.common import profile_call
     from engine.backend import get_namespace
 
     _warm_up(factory, X, y)
     xp = get_namespace(X)
-    prof = cProfile.Profile()
-    t0 = time.perf_counter()
-    prof.enable()
-    factory().fit(X, y)
-    _sync(xp)
-    prof.disable()
-    wall = time.perf_counter() - t0
-    stats = pstats.Stats(prof).stats  # (file, line, name) -> (primitive calls, calls, own s, cumulative s, callers)
-    repo = str(Path(__file__).resolve().parents[1])
 
-    def label(key: tuple[str, int, str]) -> str:
-        f, line, name = key
-        return f"{f.replace(repo + '/', '')}:{line} {name}"
+    def fit() -> None:
+        factory().fit(X, y)
+        _sync(xp)
 
+    prof = profile_call(fit, top)
+    stats = prof.pop("stats")
     # every launch goes through kernels._cuda.launch (the fast path, or Numba's dispatcher within it)
-    launches = [(k, v) for k, v in stats.items() if k[0].endswith("kernels/_cuda.py") and k[2] == "launch"]
-    own = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
-    ours = sorted(((k, v) for k, v in stats.items() if k[0].startswith(repo) and "/.venv" not in k[0]),
-                  key=lambda kv: -kv[1][3])[:top]
-    return {
-        "seconds": wall,
-        "kernel_launches": int(sum(v[1] for _, v in launches)),
-        "launch_seconds": float(sum(v[3] for _, v in launches)),
-        "top_own_time": [[label(k), int(v[1]), round(float(v[2]), 4)] for k, v in own],
-        "top_repo_cumulative": [[label(k), int(v[1]), round(float(v[3]), 4)] for k, v in ours],
-    }
+    launches = [v for k, v in stats.items() if k[0].endswith("kernels/_cuda.py") and k[2] == "launch"]
+    return {**prof, "kernel_launches": int(sum(v[1] for v in launches)),
+            "launch_seconds": float(sum(v[3] for v in launches))}
 
 
 #: The kernel entry points a fit calls, by family (module, function): what :func:`device_times` times.

@@ -583,6 +583,7 @@ def check_features_bench(rows: int, host_rows: int) -> Result:
     import numpy as np
 
     from bench import features as bf
+    from bench.common import profile_call
     from engine.features import FeaturePipeline
 
     small = bf.make_frame(host_rows, seed=0)
@@ -621,6 +622,23 @@ def check_features_bench(rows: int, host_rows: int) -> Result:
     _sync()
     apply_s = time.perf_counter() - t0
     cupy.get_default_memory_pool().free_all_blocks()
+    # where the time goes: the host part (columns converted, strings encoded) a GPU cannot speed up, and
+    # a profile of the transform (own time of the busiest functions, this repository's by cumulative time)
+    t0 = time.perf_counter()
+    bf.gpu_host_part(df)
+    host_s = time.perf_counter() - t0
+
+    def transform() -> None:
+        fp.transform(df, xp=cupy)
+        _sync()
+
+    prof = profile_call(transform, top=15)
+    prof.pop("stats")
+    cupy.get_default_memory_pool().free_all_blocks()
+    fit_prof = profile_call(lambda: gpu_fit_transform(df), top=15)
+    fit_prof.pop("stats")
+    cupy.get_default_memory_pool().free_all_blocks()
+    busiest = ", ".join(f"{name.rsplit('/', 1)[-1]} {sec:.2f} s" for name, _, sec in prof["top_own_time"][:4])
     scale = rows / host_rows
     pandas_est, cpu_est = pandas_s * scale, cpu_s * scale
     speed = pandas_est / gpu_s
@@ -631,12 +649,14 @@ def check_features_bench(rows: int, host_rows: int) -> Result:
               f"CPU {cpu_s:.2f} s measured at {host_rows:,} rows, extrapolated per row to {pandas_est:.1f} s and "
               f"{cpu_est:.1f} s -> GPU {speed:.1f}x pandas (goal >= {GOAL_FEATURES_VS_PANDAS:.0f}x: {goal}), "
               f"{cpu_est/gpu_s:.1f}x Trident CPU; first {check:,} rows GPU vs CPU max scaled diff "
-              f"{diff['max_scaled']:.1e}; frame built in {make_s:.1f} s")
+              f"{diff['max_scaled']:.1e}; frame built in {make_s:.1f} s; host part of the path (convert, encode "
+              f"strings) {host_s:.2f} s; profiled transform {prof['seconds']:.2f} s, most own time: {busiest}")
     return ("ok" if ok else "FAIL"), detail, {
         "rows": rows, "host_rows": host_rows, "features": n_feat, "gpu_fit_transform_s": gpu_s,
         "gpu_transform_s": apply_s, "pandas_s_at_host_rows": pandas_s, "cpu_s_at_host_rows": cpu_s,
         "pandas_s_extrapolated": pandas_est, "cpu_s_extrapolated": cpu_est, "speedup_vs_pandas": speed,
-        "extrapolated": True, "parity": diff}
+        "extrapolated": True, "parity": diff, "gpu_host_part_s": host_s, "transform_profile": prof,
+        "fit_transform_profile": fit_prof}
 
 
 def check_local_cuda_cluster(rows: int = 50_000, trees: int = 20, kind: str = "local_cuda") -> Result:

@@ -106,8 +106,11 @@ def encode_series(s: Any) -> Encoded:
     if arr is not None:
         import pyarrow.compute as pc
 
-        d = pc.dictionary_encode(arr, null_encoding="encode")  # null: a dictionary entry, no validity mask
-        codes = d.indices.to_numpy(zero_copy_only=False)
+        d = pc.dictionary_encode(arr)
+        # a missing value is a null index: -1, filled by Arrow (the dictionary holds no null entry, so the
+        # runtime keeps these codes as they are instead of remapping every row)
+        idx = d.indices.fill_null(-1) if d.indices.null_count else d.indices
+        codes = idx.to_numpy(zero_copy_only=False)
         values = np.empty(len(d.dictionary), dtype=object)
         values[:] = d.dictionary.to_pylist()
         return Encoded(codes, values)
@@ -140,7 +143,8 @@ def datetime_values(s: Any) -> Any:
     if pt.is_datetime64_any_dtype(dt):
         if getattr(dt, "tz", None) is not None:
             s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-        return s.to_numpy()
+        # in the runtime's unit here, where it overlaps the string columns' encoding threads
+        return s.to_numpy().astype("datetime64[ns]", copy=False)
     if dt == object or pt.is_string_dtype(dt):
         return encode_series(s)
     return s.to_numpy()

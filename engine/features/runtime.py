@@ -364,7 +364,7 @@ def to_datetime_ns(values: Any, name: str = "?") -> np.ndarray:
         if _is_device(a):
             raise FeatureInputError(f"column {name!r}: datetime values must be a host (NumPy) array")
         if a.dtype.kind == "M":
-            return a.astype("datetime64[ns]").view(np.int64)
+            return a.astype("datetime64[ns]", copy=False).view(np.int64)
         if a.dtype.kind not in "USO":
             raise FeatureInputError(f"column {name!r}: expected datetime64 values or ISO-8601 strings, got dtype {a.dtype}")
         if a.dtype.kind == "O":

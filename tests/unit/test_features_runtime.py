@@ -239,3 +239,39 @@ def test_numeric_object_column_with_none_is_accepted():
 def test_two_dimensional_input_is_rejected_with_the_column_name():
     with pytest.raises(rt.FeatureInputError, match="column 'x': expected a 1-D array"):
         rt.to_numeric(np.zeros((3, 2)), "x")
+
+
+def test_arrow_strings_with_missing_values_keep_their_codes_and_missing_is_minus_one():
+    """An Arrow-backed string column with missing values is encoded once: missing rows are code -1 and the
+    dictionary holds no null entry, so the runtime keeps Arrow's codes instead of remapping every row."""
+    from engine.features.frame import encode_series
+
+    rng = np.random.default_rng(3)
+    words = np.array(["b", "a", "c", "é", "dd"], dtype=object)
+    raw = words[rng.integers(0, len(words), 2000)]
+    raw[rng.random(2000) < 0.1] = None
+    s = pd.Series(raw, dtype="string[pyarrow]")
+    enc = encode_series(s)
+    assert None not in enc.values.tolist()
+    codes = np.asarray(enc.codes)
+    np.testing.assert_array_equal(codes == -1, s.isna().to_numpy())
+    np.testing.assert_array_equal(enc.values[codes[codes >= 0]], raw[codes >= 0])
+    merged = rt.encode_categorical(enc, "w")
+    assert merged.codes is enc.codes  # already canonical: no pass over the rows
+    # and the pipeline's features equal those of the same column as plain Python objects
+    frame = pd.DataFrame({"w": s, "x": rng.normal(size=2000)})
+    kinds = {"w": "categorical", "x": "numeric"}
+    a = FeaturePipeline(onehot_max_levels=10).fit_transform(frame, kinds=kinds)
+    b = FeaturePipeline(onehot_max_levels=10).fit_transform(frame.astype({"w": object}), kinds=kinds)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_datetime_columns_of_any_unit_give_the_same_nanoseconds():
+    from engine.features.frame import datetime_values
+
+    t = pd.Series(pd.to_datetime(["2020-01-02 03:04:05", None, "1999-12-31 23:59:59"]))
+    want = rt.to_datetime_ns(t.astype("datetime64[ns]").to_numpy(), "t")
+    for unit in ("s", "ms", "us", "ns"):
+        got = rt.to_datetime_ns(datetime_values(t.astype(f"datetime64[{unit}]")), "t")
+        np.testing.assert_array_equal(got, want)
+    assert want[1] == rt.NAT

@@ -58,7 +58,13 @@ def test_best_first_regressor_with_sampling_and_early_stopping_on_cupy(data):
 ])
 def test_device_resident_growth_grows_the_host_driven_trees(data, kw, monkeypatch):
     """The level kernels (the default on CuPy) against the host-driven grower with the CUDA twins: the
-    same first tree (histograms differ only in float atomics' rounding), and the same quality."""
+    same first tree up to ties, and the same quality.
+
+    Histograms are sums of float atomics, whose order differs from launch to launch. At a small node two
+    candidate splits can part its rows the same way (two features, or two bins with no row between them):
+    their gains are equal in exact arithmetic, and rounding decides which one is taken. On an H200 such
+    ties flipped at 2 of 113 nodes (depth 6) and 1 of 521 (depth 10). So the tree's shape and every node's
+    rows (count) and leaf values must agree, and a split may differ only where its gain ties."""
     import cupy
 
     from engine.train.gbdt import TridentGBDTClassifier
@@ -72,8 +78,19 @@ def test_device_resident_growth_grows_the_host_driven_trees(data, kw, monkeypatc
     dev, host = fits["1"], fits["0"]
     n0 = int(dev.trees_["offsets"][1])
     assert n0 == int(host.trees_["offsets"][1]) > 1
-    for k in ("feature", "split_bin", "missing_left", "left", "right"):
+    # the same shape, the same rows in every node (a split that parted its rows otherwise would change the
+    # counts below it), and the same leaf values from those rows
+    for k in ("left", "right", "count"):
         np.testing.assert_array_equal(dev.trees_[k][:n0], host.trees_[k][:n0], err_msg=k)
     np.testing.assert_allclose(dev.trees_["value"][:n0], host.trees_["value"][:n0], rtol=1e-4, atol=1e-7)
+    inner = np.asarray(host.trees_["feature"][:n0]) >= 0
+    differ = np.zeros(n0, dtype=bool)
+    for k in ("feature", "split_bin", "missing_left"):
+        differ |= np.asarray(dev.trees_[k][:n0]) != np.asarray(host.trees_[k][:n0])
+    assert not (differ & ~inner).any()  # a leaf in one is a leaf in the other
+    assert differ.sum() <= max(2, 0.02 * inner.sum()), np.flatnonzero(differ)  # ties are rare
+    gain_d, gain_h = np.asarray(dev.trees_["gain"][:n0]), np.asarray(host.trees_["gain"][:n0])
+    np.testing.assert_allclose(gain_d[differ], gain_h[differ], rtol=1e-3, atol=1e-6 * gain_h.max(),
+                               err_msg="a split that differs must be a tie")
     auc = [roc_auc_score(yte, m.predict_proba(Xte)[:, 1]) for m in (dev, host)]
     assert abs(auc[0] - auc[1]) <= 0.002, auc
