@@ -561,14 +561,16 @@ def check_gpu_tests(timeout: float = 150.0) -> Result:
     import subprocess
 
     repo = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", *GPU_TEST_FILES]
+    # no warnings summary and short tracebacks: the failures, not Numba's occupancy warnings, fill the output
+    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
+           "--tb=short", *GPU_TEST_FILES]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p))
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=timeout, env=env)
     tail = (proc.stdout + proc.stderr).strip().splitlines()
     summary = next((line for line in reversed(tail) if re.search(r"\d+ (passed|failed|skipped|error)", line)), "")
     counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", summary)}
     if proc.returncode != 0:
-        return "FAIL", f"pytest -m gpu: {summary or 'exit ' + str(proc.returncode)}", {"output": "\n".join(tail[-60:]), **counts}
+        return "FAIL", f"pytest -m gpu: {summary or 'exit ' + str(proc.returncode)}", {"output": "\n".join(tail[-400:]), **counts}
     if counts.get("passed", 0) == 0:
         raise _Skip(f"pytest -m gpu: {summary} (no GPU test ran)")
     return "ok", f"pytest -m gpu: {summary.strip('= ')}", counts

