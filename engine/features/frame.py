@@ -183,4 +183,5 @@ def to_columns(df: Any, kinds: dict[str, str], raw_strings: frozenset[str] | set
 
     with ThreadPoolExecutor(max_workers=min(len(encode), os.cpu_count() or 1)) as pool:
         pending = {c: pool.submit(convert, c) for c in encode}
-        return {c: pending[c].result() if c in pending else convert(c) for c in kinds}
+        here = {c: convert(c) for c in kinds if c not in pending}  # the other columns meanwhile, on this thread
+        return {c: pending[c].result() if c in pending else here[c] for c in kinds}
