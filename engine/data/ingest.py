@@ -5,7 +5,7 @@ Files are read through pyarrow (multi-threaded CSV parser; ``pyarrow.dataset`` f
 ``categorical``, ``text`` or ``id`` in ``data.dtypes`` are read as strings, so codes such as ``"007"``
 keep their leading zeros. Every problem with the input names ``data.path`` and the file.
 :func:`iter_frames` streams chosen columns of the same kinds of files in frames of a bounded number of
-rows, for commands that read data larger than memory (``trident monitor``).
+rows, for commands that read data larger than memory (``trident monitor``, ``trident predict``).
 """
 from __future__ import annotations
 
